@@ -1,0 +1,51 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Debian packages the tests need: PortAudio + a PulseAudio null sink for real capture,
+# flite/sox to make speech, tmux to drive the live terminal view.
+DEB_PACKAGES := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins flite sox tmux
+
+.PHONY: demo test check lint typecheck pytest bench soak deps clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+## deps: Debian packages (installed when run as root; otherwise they must be present).
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	else \
+		echo "missing Debian packages: $$missing (run 'make deps' as root)"; exit 1; \
+	fi
+
+demo: venv
+	$(BIN)/live-listener demo
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+pytest: venv deps
+	$(BIN)/pytest
+
+test: deps venv lint typecheck pytest
+
+bench: venv
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+soak: venv deps
+	LL_SOAK_SECONDS=300 $(BIN)/pytest tests/integration/test_soak.py -s
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,355 @@
+"""The embedded backend: an aiohttp.web app speaking PROTOCOL.md (v0.2, and v0.3 acks/resume).
+
+app = create_app(BackendConfig(token="s3cret"))
+web.run_app(app, port=8765)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+from concurrent.futures import Executor
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from loguru import logger
+
+from backend.asr import RecognizerFactory, recognizer_factory
+from backend.config import BackendConfig
+from backend.store import BackendSession, SessionStore
+from pipeline.protocol import AudioPayload, decode_audio_binary, decode_audio_json
+
+PATH = "/ws/live-listener"
+UNAUTHORIZED = "Unauthorized websocket connection"
+AT_CAPACITY = "Server at capacity, please try again later"
+STORE: web.AppKey[SessionStore] = web.AppKey("store", SessionStore)
+CONFIG: web.AppKey[BackendConfig] = web.AppKey("config", BackendConfig)
+
+
+def create_app(
+    config: BackendConfig | None = None,
+    *,
+    store: SessionStore | None = None,
+    recognizers: RecognizerFactory | None = None,
+    executor: Executor | None = None,
+) -> web.Application:
+    """The backend app. Pass an existing `store` to keep sessions across a restart."""
+    config = config or BackendConfig()
+    app = web.Application()
+    app[CONFIG] = config
+    app[STORE] = store or SessionStore(
+        config, recognizers or recognizer_factory(config.asr), executor
+    )
+    app.router.add_get(PATH, _websocket)
+    app.router.add_get("/healthz", _health)
+    if store is None:
+        app.on_shutdown.append(_close_store)
+    return app
+
+
+async def _close_store(app: web.Application) -> None:
+    await app[STORE].close()
+
+
+async def _health(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    return web.json_response({"sessions": len(store.sessions), "connections": store.connections})
+
+
+def presented_token(request: web.Request) -> str | None:
+    """Bearer header, `x-echopanel-token`, or (v0.2 compatibility) `?token=`."""
+    auth = request.headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.headers.get("x-echopanel-token") or request.query.get("token")
+
+
+def authorized(config: BackendConfig, token: str | None) -> bool:
+    if config.token is None:
+        return True
+    return token is not None and hmac.compare_digest(token.encode(), config.token.encode())
+
+
+async def _websocket(request: web.Request) -> web.WebSocketResponse:
+    config, store = request.app[CONFIG], request.app[STORE]
+    ws = web.WebSocketResponse(heartbeat=config.heartbeat, max_msg_size=config.max_message_bytes)
+    await ws.prepare(request)
+    token = presented_token(request)
+    if not authorized(config, token):
+        await ws.send_json({"type": "status", "state": "error", "message": UNAUTHORIZED})
+        await ws.close(code=1008, message=b"unauthorized")
+        return ws
+    if store.connections >= config.max_sessions:
+        await ws.send_json({"type": "status", "state": "error", "message": AT_CAPACITY})
+        await ws.close(code=1013, message=b"at capacity")
+        return ws
+    store.connections += 1
+    try:
+        await ws.send_json({"type": "status", "state": "connected"})
+        await ClientConnection(ws, store, config, token).run()
+    finally:
+        store.connections -= 1
+    return ws
+
+
+class ClientConnection:
+    """One client socket: `start`, audio, acks, metrics, `stop`."""
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        store: SessionStore,
+        config: BackendConfig,
+        token: str | None,
+    ) -> None:
+        self.ws, self.store, self.config, self.token = ws, store, config, token
+        self.session: BackendSession | None = None
+        self.v03 = False
+        self.stopped = False
+        self.outgoing: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.writer = asyncio.get_running_loop().create_task(self._write())
+        self.log = logger.bind(peer="client")
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue a message for the socket's single writer, which keeps their order."""
+        self.outgoing.put_nowait(message)
+
+    async def _write(self) -> None:
+        while (message := await self.outgoing.get()) is not None:
+            if self.ws.closed:
+                continue
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.ws.send_str(json.dumps(message, separators=(",", ":")))
+
+    async def _flush(self) -> None:
+        """Send everything queued, then stop the writer."""
+        self.outgoing.put_nowait(None)
+        await self.writer
+
+    async def run(self) -> None:
+        try:
+            async for msg in self.ws:
+                if msg.type is WSMsgType.TEXT:
+                    if await self._on_text(msg.data):
+                        break
+                elif msg.type is WSMsgType.BINARY:
+                    self._on_audio_binary(msg.data)
+                elif msg.type is WSMsgType.ERROR:
+                    break
+        finally:
+            for task in [*self.tasks, self.writer]:
+                task.cancel()
+            await asyncio.gather(*self.tasks, self.writer, return_exceptions=True)
+            if self.session is not None and not self.stopped:
+                self.store.lost(self.session, self)
+
+    async def _on_text(self, text: str) -> bool:
+        """Handle one message; True when the connection is done."""
+        try:
+            body = json.loads(text)
+        except (ValueError, RecursionError):
+            self.send({"type": "error", "message": "not JSON: ignored"})
+            return False
+        if not isinstance(body, dict):
+            self.send({"type": "error", "message": "not a JSON object: ignored"})
+            return False
+        kind = body.get("type")
+        if kind == "audio":
+            self._on_audio_json(body)
+        elif kind == "start":
+            return await self._on_start(body)
+        elif kind == "stop":
+            return await self._on_stop(body)
+        else:
+            self.log.info("ignored a message of type {!r}", str(kind)[:40])
+        return False
+
+    # -- start ----------------------------------------------------------------------
+
+    async def _on_start(self, body: dict[str, Any]) -> bool:
+        if self.session is not None:  # v0.2 acknowledges a second start again
+            self.send(self._streaming_status(self.session, resumed=True))
+            return False
+        problem = _format_problem(body)
+        if problem is not None:
+            await self._reject(f"Unsupported audio format: {problem}")
+            return True
+        session_id = body.get("session_id")
+        if not isinstance(session_id, str) or not session_id or len(session_id) > 128:
+            await self._reject("start needs a session_id")
+            return True
+        capabilities = body.get("capabilities")
+        self.v03 = (
+            self.config.protocol == "0.3"
+            and isinstance(capabilities, list)
+            and "ack" in capabilities
+        )
+        wants_resume = self.v03 and "resume" in capabilities  # type: ignore[operator]
+        try:
+            opened = self.store.open(session_id, self.token, wants_resume)
+        except PermissionError as exc:
+            await self._reject(str(exc))
+            return True
+        session = self.session = opened.session
+        previous = session.owner
+        replay = session.attach(self, self.send)
+        if isinstance(previous, ClientConnection) and previous is not self:
+            previous.supersede()
+        self.send(self._streaming_status(session, resumed=opened.resumed))
+        for final in replay if opened.resumed else ():
+            self.send(final)
+        session.log.info("streaming ({})", "resumed" if opened.resumed else "new session")
+        self._spawn(self._tick())
+        return False
+
+    def _streaming_status(self, session: BackendSession, *, resumed: bool) -> dict[str, Any]:
+        status: dict[str, Any] = {"type": "status", "state": "streaming"}
+        if self.v03:
+            status["resumed"] = resumed
+            status["next_seq"] = {s: stream.next_seq for s, stream in session.streams.items()}
+        return status
+
+    async def _reject(self, message: str) -> None:
+        self.send({"type": "error", "message": message})
+        await self._flush()
+        await self.ws.close(code=1000)
+
+    def supersede(self) -> None:
+        """A resumed connection took this session over: this socket is stale."""
+        self.log.info("superseded by a resumed connection")
+        self._spawn(self.ws.close(code=1000, message=b"superseded"))
+
+    def _spawn(self, coro: Any) -> None:
+        self.tasks.append(asyncio.get_running_loop().create_task(coro))
+
+    # -- audio ----------------------------------------------------------------------
+
+    def _on_audio_json(self, body: dict[str, Any]) -> None:
+        try:
+            payload = decode_audio_json(body)
+        except ValueError as exc:
+            self.send({"type": "error", "message": f"bad audio ignored: {exc}"})
+            return
+        self._accept(payload)
+
+    def _on_audio_binary(self, data: bytes) -> None:
+        try:
+            payload = decode_audio_binary(data)
+        except ValueError as exc:
+            self.send({"type": "error", "message": f"bad audio ignored: {exc}"})
+            return
+        self._accept(payload)
+
+    def _accept(self, payload: AudioPayload) -> None:
+        if self.session is None:
+            self.send({"type": "error", "message": "audio before start: ignored"})
+            return
+        source = "mic" if payload.source == "microphone" else payload.source
+        stream = self.session.stream(source)
+        stream.accept(payload.pcm, payload.seq if self.v03 else None)
+        if self.v03 and stream.frames_since_ack >= self.config.ack_every:
+            self._ack(stream.source)
+
+    def _ack(self, source: str) -> None:
+        assert self.session is not None
+        stream = self.session.streams[source]
+        seq = stream.next_seq - 1
+        stream.frames_since_ack = 0
+        if seq > stream.acked_seq:
+            stream.acked_seq = seq
+            self.send({"type": "ack", "source": source, "seq": seq})
+
+    async def _tick(self) -> None:
+        """Acks at `ack_interval`, metrics and backpressure at `metrics_interval`."""
+        assert self.session is not None
+        session = self.session
+        loop = asyncio.get_running_loop()
+        next_metrics = loop.time() + self.config.metrics_interval
+        seen: dict[str, int] = {}
+        while not self.ws.closed:
+            await asyncio.sleep(self.config.ack_interval)
+            if self.v03:
+                for source in list(session.streams):
+                    self._ack(source)
+            if loop.time() < next_metrics:
+                continue
+            next_metrics = loop.time() + self.config.metrics_interval
+            for source, stream in list(session.streams.items()):
+                if stream.received_bytes == seen.get(source):
+                    continue  # metrics only while audio flows
+                seen[source] = stream.received_bytes
+                overloaded = stream.overloaded
+                metrics = stream.metrics()
+                self.send(metrics)
+                if overloaded:
+                    self.send(
+                        {
+                            "type": "status",
+                            "state": "backpressure",
+                            "message": f"recogniser behind on {source}",
+                            "dropped_frames": metrics["dropped_total"],
+                        }
+                    )
+
+    # -- stop -----------------------------------------------------------------------
+
+    async def _on_stop(self, body: dict[str, Any]) -> bool:
+        session = self.session
+        if session is None or body.get("session_id") != session.session_id:
+            self.send({"type": "error", "message": "stop needs the session_id of this session"})
+            return False
+        self.stopped = True
+        for stream in session.streams.values():
+            await stream.finish()
+        if self.v03:
+            for source in session.streams:
+                self._ack(source)
+        transcript = session.transcript()
+        self.send(
+            {
+                "type": "final_summary",
+                "markdown": _markdown(transcript),
+                "json": {
+                    "session_id": session.session_id,
+                    "transcript": transcript,
+                    "sources": {
+                        source: {
+                            "received_s": round(stream.received_bytes / 32_000, 3),
+                            "dropped_frames": stream.dropped_total,
+                            "duplicates": stream.duplicates,
+                            "gaps": stream.gaps,
+                        }
+                        for source, stream in session.streams.items()
+                    },
+                },
+            }
+        )
+        await self._flush()
+        session.detach(self)
+        self.store.discard(session)
+        await self.ws.close(code=1000)
+        return True
+
+
+def _format_problem(body: dict[str, Any]) -> str | None:
+    rate, fmt, channels = body.get("sample_rate"), body.get("format"), body.get("channels")
+    if rate != 16_000 or fmt != "pcm_s16le" or channels != 1:
+        return f"{rate} Hz, {fmt}, {channels} channel(s); need 16000 Hz, pcm_s16le, 1 channel"
+    return None
+
+
+def _markdown(transcript: list[dict[str, Any]]) -> str:
+    if not transcript:
+        return "# Transcript\n\n_(no speech recognised)_\n"
+    lines = ["# Transcript", ""]
+    for final in transcript:
+        lines.append(f"- **[{_clock(final['t0'])}] {final['source']}:** {final['text']}")
+    return "\n".join(lines) + "\n"
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes:02d}:{secs:02d}"

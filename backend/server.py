@@ -1,0 +1,75 @@
+"""Running the backend: in-process for tests, demos and notebooks, or as `live-listener serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from backend.app import PATH, STORE, create_app
+from backend.config import BackendConfig
+from backend.store import SessionStore
+
+
+@dataclass
+class RunningBackend:
+    host: str
+    port: int
+    store: SessionStore
+    runner: web.AppRunner
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}{PATH}"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def start_backend(
+    config: BackendConfig | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    store: SessionStore | None = None,
+    app: web.Application | None = None,
+) -> RunningBackend:
+    """Start serving on the loop; `port=0` picks a free port."""
+    app = app or create_app(config, store=store)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    bound = port
+    server = site._server
+    if isinstance(server, asyncio.base_events.Server) and server.sockets:
+        bound = server.sockets[0].getsockname()[1]
+    return RunningBackend(host, bound, app[STORE], runner)
+
+
+@asynccontextmanager
+async def running_backend(
+    config: BackendConfig | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    store: SessionStore | None = None,
+) -> AsyncIterator[RunningBackend]:
+    backend = await start_backend(config, host=host, port=port, store=store)
+    try:
+        yield backend
+    finally:
+        await backend.runner.cleanup()
+
+
+def serve(config: BackendConfig, host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Serve until interrupted (the `serve` command)."""
+    web.run_app(create_app(config), host=host, port=port, print=None, shutdown_timeout=2.0)

@@ -1,0 +1,1 @@
+"""Reusable Rx operators, each a function returning `Callable[[Observable], Observable]`."""

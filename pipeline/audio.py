@@ -1,0 +1,125 @@
+"""Audio frames: 16 kHz mono PCM16, numbered per source, and the conversion into that format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+import soxr
+
+SAMPLE_RATE = 16_000
+DEFAULT_FRAME_MS = 20
+SOURCES = ("system", "mic", "microphone")
+
+Samples = npt.NDArray[np.int16]
+
+
+def frame_samples(frame_ms: int = DEFAULT_FRAME_MS) -> int:
+    """Samples per frame; a frame must hold a whole number of samples."""
+    if frame_ms <= 0 or (SAMPLE_RATE * frame_ms) % 1000:
+        raise ValueError(f"frame_ms must give a whole number of samples at 16 kHz, got {frame_ms}")
+    return SAMPLE_RATE * frame_ms // 1000
+
+
+def check_source(source: str) -> str:
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+    return source
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AudioFrame:
+    """One frame of one source.
+
+    `seq` counts frames of that source from 0, so frame `seq` covers the source's audio
+    `[seq * duration, (seq + 1) * duration)` — timestamps survive reconnects.
+    `captured_at` is the scheduler time (seconds) at which the frame's last sample was captured.
+    """
+
+    samples: Samples
+    source: str
+    seq: int
+    captured_at: float = 0.0
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+    @property
+    def start(self) -> float:
+        """Position of the frame's first sample in its source's timeline, in seconds."""
+        return self.seq * self.duration
+
+    @property
+    def end(self) -> float:
+        return (self.seq + 1) * self.duration
+
+    @property
+    def pcm(self) -> bytes:
+        """PCM16 little-endian bytes, as sent on the wire."""
+        return self.samples.astype("<i2", copy=False).tobytes()
+
+    def stamped(self, captured_at: float) -> AudioFrame:
+        return replace(self, captured_at=captured_at)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AudioBlock:
+    """A block of converted audio of any length, before it is cut into frames."""
+
+    samples: Samples
+    captured_at: float = 0.0
+
+
+def to_int16(samples: npt.NDArray[np.floating] | npt.NDArray[np.integer]) -> Samples:
+    """Float audio in [-1, 1] (or integer PCM of any width) to clipped int16."""
+    if np.issubdtype(samples.dtype, np.integer):
+        info = np.iinfo(samples.dtype.type)  # type: ignore[type-var]
+        if info.bits == 16 and info.min < 0:
+            return samples.astype(np.int16, copy=False)
+        scaled = samples.astype(np.float64)
+        if info.min == 0:  # unsigned 8-bit WAV is offset binary
+            scaled -= (info.max + 1) / 2
+            scaled /= (info.max + 1) / 2
+        else:
+            scaled /= -float(info.min)
+        return to_int16(scaled)
+    return np.clip(np.round(samples * 32767.0), -32768, 32767).astype(np.int16)
+
+
+class Converter:
+    """Streams audio of any rate and channel count into 16 kHz mono int16.
+
+    Downmixing averages the channels; resampling is soxr's, with its state kept
+    between blocks so block edges leave no clicks.
+    """
+
+    def __init__(self, rate: int, channels: int) -> None:
+        if rate <= 0 or channels <= 0:
+            raise ValueError(f"bad input format: {rate} Hz, {channels} channels")
+        self.rate = rate
+        self.channels = channels
+        self._stream = (
+            None
+            if rate == SAMPLE_RATE
+            else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
+        )
+
+    def convert(self, block: npt.NDArray[np.generic], *, last: bool = False) -> Samples:
+        """`block` is (frames,) or (frames, channels), integer PCM or float in [-1, 1]."""
+        data = np.asarray(block)
+        if data.ndim == 2:
+            if data.shape[1] != self.channels:
+                raise ValueError(f"expected {self.channels} channels, got {data.shape[1]}")
+            if np.issubdtype(data.dtype, np.integer):
+                data = to_int16(data).astype(np.float32) / 32767.0
+            mono = data.astype(np.float32).mean(axis=1) if self.channels > 1 else data[:, 0]
+        else:
+            mono = data
+        if self._stream is None:
+            return to_int16(mono)
+        if np.issubdtype(mono.dtype, np.integer):
+            mono = to_int16(mono).astype(np.float32) / 32767.0
+        resampled = self._stream.resample_chunk(mono.astype(np.float32, copy=False), last=last)
+        return to_int16(resampled)

@@ -1,0 +1,76 @@
+"""The `live-listener` command: demo, serve."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from backend.config import BackendConfig
+from backend.server import serve
+from pipeline.demo import DemoOptions, run_demo
+
+EXIT_OK, EXIT_USAGE, EXIT_UNAUTHORIZED, EXIT_BAD_CONFIG, EXIT_GAVE_UP = 0, 2, 3, 4, 5
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="live-listener",
+        description="Stream live audio to a speech-recognition backend; survive faults.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="the whole job on embedded defaults")
+    demo.add_argument("--file", type=Path, help="a WAV file instead of the bundled recording")
+    demo.add_argument("--outage", type=float, default=3.0, help="seconds of outage (default 3)")
+    demo.add_argument("--no-outage", action="store_true", help="no injected outage")
+    demo.add_argument("--asr", default="none", help="recogniser of the embedded backend")
+
+    srv = commands.add_parser("serve", help="run the embedded backend")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8765)
+    srv.add_argument("--token-env", help="environment variable holding the required token")
+    srv.add_argument("--record-dir", type=Path, help="write received audio here, per session")
+    srv.add_argument("--protocol", choices=("0.2", "0.3"), default="0.3")
+    srv.add_argument("--asr", default="none")
+    srv.add_argument("--resume-window", type=float, default=120.0)
+    srv.add_argument("--max-sessions", type=int, default=16)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            options = DemoOptions(
+                file=args.file, outage=0.0 if args.no_outage else args.outage, asr=args.asr
+            )
+            report = asyncio.run(run_demo(options))
+            return EXIT_OK if report.outcome == "completed" else EXIT_GAVE_UP
+        if args.command == "serve":
+            import os
+
+            token = os.environ.get(args.token_env) if args.token_env else None
+            serve(
+                BackendConfig(
+                    token=token,
+                    protocol=args.protocol,
+                    asr=args.asr,
+                    record_dir=args.record_dir,
+                    resume_window=args.resume_window,
+                    max_sessions=args.max_sessions,
+                ),
+                host=args.host,
+                port=args.port,
+            )
+            return EXIT_OK
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Everything a session can be told, with defaults that work against the embedded backend."""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+from operators.backoff import BackoffPolicy
+from pipeline.audio import DEFAULT_FRAME_MS, frame_samples
+from pipeline.protocol import ClientFeatures
+from pipeline.redaction import Secret
+
+ProtocolLevel = Literal["auto", "0.2", "0.3"]
+DEFAULT_PATH = "/ws/live-listener"
+DEFAULT_URL = "ws://127.0.0.1:8765" + DEFAULT_PATH
+
+
+def is_local(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_url(url: str) -> str:
+    """A backend address as a WebSocket URL.
+
+    No scheme: `ws://` for loopback hosts, `wss://` for anything else; `http(s)` maps to
+    `ws(s)`; an empty path becomes `/ws/live-listener`. A token in the query string is
+    refused: URLs end up in logs, so tokens travel in headers only.
+    """
+    if "://" not in url:
+        host = urlsplit("//" + url).hostname or ""
+        url = ("ws://" if is_local(host) else "wss://") + url
+    parts = urlsplit(url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("ws", "wss"):
+        raise ValueError(f"unsupported URL scheme {parts.scheme!r}: use ws://, wss:// or a host")
+    if not parts.hostname:
+        raise ValueError(f"no host in URL {url!r}")
+    if any(key.lower() in ("token", "access_token") for key, _ in parse_qsl(parts.query)):
+        raise ValueError(
+            "the URL carries a token; pass it with --token-env (or SessionConfig.token) "
+            "so it travels in a header and never lands in a log"
+        )
+    path = parts.path if parts.path not in ("", "/") else DEFAULT_PATH
+    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+
+
+TokenProvider = Callable[[], Awaitable[str | None]]
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Knobs of a session. Every field has a default; see the README for each.
+
+    `token` may be given as a str; it is wrapped in a `Secret` at once.
+    """
+
+    url: str = DEFAULT_URL
+    token: Secret | str | None = None
+    token_provider: TokenProvider | None = None
+    protocol: ProtocolLevel = "auto"
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    busy_floor: float = 5.0
+    heartbeat: float = 5.0
+    connect_timeout: float = 10.0
+    close_timeout: float = 2.0
+    stop_timeout: float = 10.0
+    buffer_seconds: float = 120.0
+    frame_ms: int = DEFAULT_FRAME_MS
+    binary: bool = False
+    verify_tls: bool | ssl.SSLContext = True
+    max_message_bytes: int = 4 * 1024 * 1024
+    client_features: ClientFeatures = field(default_factory=ClientFeatures)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url", resolve_url(self.url))
+        if isinstance(self.token, str):
+            object.__setattr__(self, "token", Secret(self.token) if self.token else None)
+        if self.protocol not in ("auto", "0.2", "0.3"):
+            raise ValueError(f"protocol must be auto, 0.2 or 0.3, got {self.protocol!r}")
+        if self.heartbeat <= 0 or self.connect_timeout <= 0 or self.buffer_seconds <= 0:
+            raise ValueError("heartbeat, connect_timeout and buffer_seconds must be positive")
+        frame_samples(self.frame_ms)
+
+    @property
+    def secret(self) -> Secret | None:
+        return self.token if isinstance(self.token, Secret) else None
+
+    @property
+    def max_frames(self) -> int:
+        """The outbox bound per source, in frames."""
+        return max(1, round(self.buffer_seconds * 1000 / self.frame_ms))
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.frame_ms / 1000

@@ -1,0 +1,137 @@
+"""Every way a session can fail, and the one place that says which failures are retried.
+
+The connection turns raw faults (handshake statuses, close codes, server error messages,
+socket errors) into these typed exceptions with :func:`from_close`, :func:`from_server`
+and :func:`from_exception`; the retry operator asks :func:`decide` what to do with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+import aiohttp
+
+from operators.backoff import FATAL, RETRY, Decision
+from pipeline.redaction import redact
+
+# Close codes (RFC 6455 and PROTOCOL.md).
+NORMAL, GOING_AWAY, POLICY, TOO_BIG = 1000, 1001, 1008, 1009
+ABNORMAL, INTERNAL, RESTART, TRY_LATER = 1006, 1011, 1012, 1013
+BUSY_FLOOR = 5.0
+
+
+class LiveListenerError(Exception):
+    """Base of all session failures. Messages are redacted: they never carry a secret."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+    @property
+    def reason(self) -> str:
+        return str(self)
+
+
+class Unauthorized(LiveListenerError):
+    """The backend rejected the token. Retrying with the same token can never succeed."""
+
+    def __init__(self, message: str = "unauthorized", *, refreshed: bool = False) -> None:
+        super().__init__(message)
+        self.refreshed = refreshed  # a token provider supplied a new token: worth one retry
+
+
+class BadConfig(LiveListenerError):
+    """The backend refused the session's configuration (audio format, bad start)."""
+
+
+class TlsError(LiveListenerError):
+    """The server's certificate could not be verified: fatal, never retried."""
+
+
+class ServerBusy(LiveListenerError):
+    """The backend is at capacity: retry, but never sooner than a floor."""
+
+    retryable = True
+
+
+class ConnectionLost(LiveListenerError):
+    """A transient network or server fault: refused, reset, timeout, abnormal close."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, close_code: int | None = None) -> None:
+        super().__init__(message)
+        self.close_code = close_code
+
+
+def decide(error: Exception, *, busy_floor: float = BUSY_FLOOR) -> Decision:
+    """Retry or give up: the single classification of failures."""
+    if isinstance(error, Unauthorized):
+        return Decision(retry=True, floor=0.0, immediate=True) if error.refreshed else FATAL
+    if isinstance(error, ServerBusy):
+        return Decision(retry=True, floor=busy_floor)
+    if isinstance(error, ConnectionLost):
+        return RETRY
+    return FATAL
+
+
+def from_server(state: str, message: str) -> LiveListenerError:
+    """A `status`/`error` message that announces the end of the connection."""
+    lowered = message.lower()
+    if "unauthorized" in lowered or "forbidden" in lowered:
+        return Unauthorized(f"unauthorized: {message}")
+    if "capacity" in lowered or "try again" in lowered or "busy" in lowered:
+        return ServerBusy(f"server busy: {message}")
+    if state == "error_message":  # {"type":"error"}: bad start or unsupported format
+        return BadConfig(f"rejected by the backend: {message}")
+    return ConnectionLost(f"server error: {message}")
+
+
+def from_close(code: int | None, *, stopping: bool) -> LiveListenerError | None:
+    """What a close with no preceding error message means; None for a normal end."""
+    if code == POLICY:
+        return Unauthorized("unauthorized (close 1008)")
+    if code == TOO_BIG:
+        return BadConfig("the backend refused a message as too big (close 1009)")
+    if code == NORMAL and stopping:
+        return None
+    if code == NORMAL:
+        return ConnectionLost("the backend closed the connection", close_code=code)
+    if code == TRY_LATER:
+        return ServerBusy("server busy (close 1013)")
+    described = {
+        GOING_AWAY: "the backend is going away",
+        ABNORMAL: "connection lost without a close frame",
+        INTERNAL: "the backend hit an internal error",
+        RESTART: "the backend is restarting",
+    }.get(code or ABNORMAL, "connection closed")
+    return ConnectionLost(f"{described} (close {code or ABNORMAL})", close_code=code or ABNORMAL)
+
+
+def from_exception(error: Exception) -> Exception:
+    """Map a socket-level exception to a typed failure; anything else (a bug) stays as is."""
+    if isinstance(error, LiveListenerError):
+        return error
+    if isinstance(error, aiohttp.WSServerHandshakeError):
+        if error.status in (401, 403):
+            return Unauthorized(f"unauthorized (HTTP {error.status} at the handshake)")
+        if error.status in (429, 503):
+            return ServerBusy(f"server busy (HTTP {error.status})")
+        if error.status in (400, 404, 405, 426):
+            return BadConfig(f"not a live-listener endpoint (HTTP {error.status})")
+        return ConnectionLost(f"handshake failed (HTTP {error.status})")
+    if isinstance(error, aiohttp.ClientConnectorCertificateError | ssl.SSLCertVerificationError):
+        return TlsError(f"TLS certificate verification failed: {error}")
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        return ConnectionLost(f"DNS lookup failed: {error}")
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return ConnectionLost(f"cannot connect: {error}")
+    if isinstance(error, aiohttp.ServerTimeoutError):
+        return ConnectionLost(f"heartbeat timeout: {error}")
+    if isinstance(error, asyncio.TimeoutError | TimeoutError):
+        return ConnectionLost("timed out")
+    if isinstance(error, aiohttp.ClientError | ConnectionError | OSError):
+        return ConnectionLost(f"{type(error).__name__}: {error}")
+    return error

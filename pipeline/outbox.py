@@ -1,0 +1,269 @@
+"""The outbox: every captured frame until the backend confirms it — the heart of zero loss.
+
+A pure state machine (no I/O, no clock): capture pushes frames in, the socket writer
+takes them out in order, and confirmations (v0.3 acks, a resume's `next_seq`, or v0.2
+ping barriers) release them. Per source it keeps, in `seq` order,
+
+    [ written, awaiting confirmation ... | never written ... ]
+      ^ a prefix of `held`                  ^ `buffered`
+
+and counts every frame in exactly one of sent / buffered / dropped:
+
+    captured == sent + buffered + dropped          (at every moment)
+    sent     == acked + unconfirmed + in flight
+
+Live capture is never blocked: over the bound the oldest frame goes (counted as dropped,
+or as unconfirmed if it had been written and could no longer be resent).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from pipeline.audio import AudioFrame
+
+
+@dataclass(frozen=True, slots=True)
+class SourceCounts:
+    """Frame accounting of one source. `resent` counts re-writes, not frames."""
+
+    captured: int = 0
+    sent: int = 0
+    buffered: int = 0
+    dropped: int = 0
+    acked: int = 0
+    resent: int = 0
+    unconfirmed: int = 0
+
+    def __add__(self, other: SourceCounts) -> SourceCounts:
+        return SourceCounts(
+            captured=self.captured + other.captured,
+            sent=self.sent + other.sent,
+            buffered=self.buffered + other.buffered,
+            dropped=self.dropped + other.dropped,
+            acked=self.acked + other.acked,
+            resent=self.resent + other.resent,
+            unconfirmed=self.unconfirmed + other.unconfirmed,
+        )
+
+    @property
+    def in_flight(self) -> int:
+        return self.sent - self.acked - self.unconfirmed
+
+    @property
+    def lost(self) -> int:
+        """Frames that may not have reached the backend: dropped or unconfirmed."""
+        return self.dropped + self.unconfirmed
+
+
+class _Lane:
+    """One source's frames. `written` is the length of the written prefix of `held`;
+    `cursor` is the index of the next frame to write on the current connection."""
+
+    __slots__ = (
+        "acked",
+        "base",
+        "captured",
+        "cursor",
+        "dropped",
+        "held",
+        "resent",
+        "sent",
+        "unconfirmed",
+        "written",
+    )
+
+    def __init__(self) -> None:
+        self.held: deque[AudioFrame] = deque()
+        self.written = 0
+        self.cursor = 0
+        self.captured = self.sent = self.dropped = self.acked = self.resent = 0
+        self.unconfirmed = 0
+        self.base: int | None = None  # seq that is t=0 on the backend's current timeline
+
+    def counts(self) -> SourceCounts:
+        return SourceCounts(
+            captured=self.captured,
+            sent=self.sent,
+            buffered=len(self.held) - self.written,
+            dropped=self.dropped,
+            acked=self.acked,
+            resent=self.resent,
+            unconfirmed=self.unconfirmed,
+        )
+
+    def confirm_through(self, seq: int) -> int:
+        """Release written frames with `seq` <= the given one; returns how many."""
+        released = 0
+        while self.written and self.held[0].seq <= seq:
+            self.held.popleft()
+            self.written -= 1
+            self.cursor = max(0, self.cursor - 1)
+            released += 1
+        self.acked += released
+        return released
+
+    def abandon_written(self) -> None:
+        """Written frames that can never be confirmed: count them unconfirmed, forget them."""
+        for _ in range(self.written):
+            self.held.popleft()
+        self.unconfirmed += self.written
+        self.written = self.cursor = 0
+
+
+class Outbox:
+    """Frames between capture and confirmed delivery, per source, bounded."""
+
+    def __init__(self, max_frames: int = 6000) -> None:
+        if max_frames < 1:
+            raise ValueError("the outbox must hold at least one frame per source")
+        self.max_frames = max_frames
+        self._lanes: dict[str, _Lane] = {}
+        self._closed = False
+        self._listeners: list[Callable[[], None]] = []
+
+    def listen(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` after every change (it must be cheap); returns an unlistener."""
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback)
+
+    def _changed(self) -> None:
+        for callback in self._listeners:
+            callback()
+
+    # -- capture side ---------------------------------------------------------------
+
+    def push(self, frame: AudioFrame) -> None:
+        lane = self._lanes.get(frame.source)
+        if lane is None:
+            lane = self._lanes[frame.source] = _Lane()
+        lane.held.append(frame)
+        lane.captured += 1
+        if len(lane.held) > self.max_frames:
+            lane.held.popleft()
+            if lane.written:
+                lane.written -= 1
+                lane.unconfirmed += 1
+                lane.cursor = max(0, lane.cursor - 1)
+            else:
+                lane.dropped += 1
+        self._changed()
+
+    def close(self) -> None:
+        """No more frames will come: once all are written the session may send `stop`."""
+        self._closed = True
+        self._changed()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- socket side ----------------------------------------------------------------
+
+    def take(self) -> AudioFrame | None:
+        """The next frame to write on the current connection (oldest capture first).
+
+        The frame counts as written from here on: if the write fails the connection is
+        dead, and what happens to the frame is decided when the next one resumes.
+        """
+        best: _Lane | None = None
+        for lane in self._lanes.values():
+            if lane.cursor < len(lane.held) and (
+                best is None
+                or lane.held[lane.cursor].captured_at < best.held[best.cursor].captured_at
+            ):
+                best = lane
+        if best is None:
+            return None
+        frame = best.held[best.cursor]
+        if best.cursor < best.written:
+            best.resent += 1
+        else:
+            best.written += 1
+            best.sent += 1
+        best.cursor += 1
+        if best.base is None:
+            best.base = frame.seq
+        self._changed()
+        return frame
+
+    @property
+    def drained(self) -> bool:
+        """Every held frame has been written on the current connection."""
+        return all(lane.cursor >= len(lane.held) for lane in self._lanes.values())
+
+    @property
+    def finished(self) -> bool:
+        """Closed and everything written: time to send `stop`."""
+        return self._closed and self.drained
+
+    def confirm(self, source: str, seq: int) -> None:
+        """The backend holds every frame of `source` with a seq <= `seq` (ack or barrier)."""
+        lane = self._lanes.get(source)
+        if lane is not None and lane.confirm_through(seq):
+            self._changed()
+
+    def written_marks(self) -> dict[str, int]:
+        """Per source, the seq of the last frame written on this connection (for barriers)."""
+        return {
+            source: lane.held[lane.cursor - 1].seq
+            for source, lane in self._lanes.items()
+            if lane.cursor
+        }
+
+    def abandon(self) -> None:
+        """The session is over: frames still awaiting confirmation never will be."""
+        for lane in self._lanes.values():
+            lane.abandon_written()
+        self._changed()
+
+    def resume_point(self) -> dict[str, int]:
+        """Per source with frames awaiting confirmation, the first unconfirmed seq."""
+        return {source: lane.held[0].seq for source, lane in self._lanes.items() if lane.written}
+
+    def connection_lost(self) -> None:
+        """The socket is gone: the next connection writes from the oldest held frame."""
+        for lane in self._lanes.values():
+            lane.cursor = 0
+        self._changed()
+
+    def resume(self, next_seq: Mapping[str, int] | None) -> None:
+        """A new connection is streaming.
+
+        With `next_seq` (v0.3, resumed) the backend holds everything below it: release
+        those and rewrite the rest in order, on the same timeline. Without (v0.2, or a
+        v0.3 session reset) nothing written before can be confirmed any more: those frames
+        become unconfirmed, and the backend's timeline restarts at the next frame written.
+        """
+        for source, lane in self._lanes.items():
+            lane.cursor = 0
+            if next_seq is None:
+                lane.abandon_written()
+                lane.base = None
+            else:
+                lane.confirm_through(next_seq.get(source, 0) - 1)
+        self._changed()
+
+    def timeline_base(self, source: str) -> int:
+        """The seq at which the backend's current timeline for `source` starts."""
+        lane = self._lanes.get(source)
+        return 0 if lane is None or lane.base is None else lane.base
+
+    # -- accounting -----------------------------------------------------------------
+
+    def counts(self) -> dict[str, SourceCounts]:
+        return {source: lane.counts() for source, lane in self._lanes.items()}
+
+    @property
+    def unsent(self) -> int:
+        """Frames held but not yet written on the current connection."""
+        return sum(len(lane.held) - lane.cursor for lane in self._lanes.values())
+
+    @property
+    def held(self) -> int:
+        return sum(len(lane.held) for lane in self._lanes.values())
+
+    def sources(self) -> Iterable[str]:
+        return self._lanes.keys()

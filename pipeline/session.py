@@ -1,0 +1,291 @@
+"""A session: audio in, the retried connection, and the state derived from status events.
+
+    session = Session(SessionConfig(url=...), wav_file("talk.wav"))
+    session.state.subscribe(print)          # AppState after every status event
+    report = await session.run()            # until the audio ends and the backend confirms
+
+Audio goes into the outbox (never blocking capture); the connection observable, wrapped
+in `retry_with_backoff`, drains it over whichever socket is alive; `status` carries every
+change and `state = status.pipe(ops.scan(reduce, AppState()))`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+
+from loguru import logger
+from reactivex import Observable, abc
+from reactivex import operators as ops
+from reactivex.scheduler.eventloop import AsyncIOScheduler
+from reactivex.subject import BehaviorSubject, Subject
+
+from operators.backoff import Decision, GaveUp, Retry, retry_with_backoff
+from pipeline import errors
+from pipeline.audio import AudioFrame
+from pipeline.config import SessionConfig
+from pipeline.connection import LinkEvent, LinkMemo, connect
+from pipeline.flow import Demand, demand_scope
+from pipeline.ids import SessionIds
+from pipeline.outbox import Outbox
+from pipeline.protocol import AsrFinal, AsrPartial, FinalSummary, ServerEvent, Status
+from pipeline.report import SessionReport, build_report
+from pipeline.state import AppState, reduce
+from pipeline.status import (
+    AudioCounts,
+    BackendStatus,
+    Failed,
+    Finalizing,
+    Reconnecting,
+    Started,
+    StatusEvent,
+    Stopped,
+    Streaming,
+    Transcribed,
+)
+
+FLOW_WINDOW_S = 10.0  # audio a waiting source may have in flight before it is held back
+_LINK_STATES = frozenset({"connected", "streaming", "error"})
+
+
+def failure_kind(error: BaseException) -> str:
+    return {
+        errors.Unauthorized: "unauthorized",
+        errors.BadConfig: "bad_config",
+        errors.TlsError: "tls",
+        GaveUp: "gave_up",
+    }.get(type(error), "error")
+
+
+def failure_reason(error: BaseException) -> str:
+    if isinstance(error, GaveUp):
+        return f"gave up reconnecting after {error.attempts} attempts: {error.cause}"
+    return str(error) or type(error).__name__
+
+
+def final_key(segment: AsrFinal) -> tuple[str, float, float, str]:
+    """Two finals with this key are the same segment (e.g. replayed after a resume)."""
+    return (segment.source, round(segment.t0, 2), round(segment.t1, 2), segment.text)
+
+
+class Session:
+    """Streams `audio` to the backend of `config` and survives faults. Runs once."""
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        audio: Observable[AudioFrame],
+        *,
+        scheduler: abc.SchedulerBase | None = None,
+        ids: SessionIds | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.ids = ids or SessionIds.new()
+        self._audio = audio
+        self._scheduler = scheduler
+        self._rng = rng
+        self._status: Subject[StatusEvent] = Subject()
+        self._events: Subject[ServerEvent] = Subject()
+        self._state = BehaviorSubject(AppState())
+        self._status.pipe(ops.scan(reduce, AppState())).subscribe(self._state)
+        self.log = logger.bind(session_id=self.ids.session_id, attempt_id=self.ids.attempt_id)
+        self._transcript: list[AsrFinal] = []
+        self._seen: set[tuple[str, float, float, str]] = set()
+        self._summary: FinalSummary | None = None
+        self._stop_requested = False
+        self._done: asyncio.Future[StatusEvent] | None = None
+        self._outbox = Outbox(config.max_frames)
+        self._clock: Callable[[], float] = lambda: 0.0
+        self._audio_sub: abc.DisposableBase | None = None
+        self._counts_pending = False
+        self._audio_failure: Exception | None = None
+
+    # -- what users watch -----------------------------------------------------------
+
+    @property
+    def status(self) -> Observable[StatusEvent]:
+        """Every change, as it happens (hot: subscribe before `run`)."""
+        return self._status
+
+    @property
+    def state(self) -> Observable[AppState]:
+        """`status.pipe(ops.scan(reduce, AppState()))`; late subscribers get the latest."""
+        return self._state
+
+    @property
+    def events(self) -> Observable[ServerEvent]:
+        """The backend's events: timestamps on the session timeline, finals deduplicated."""
+        return self._events
+
+    @property
+    def current(self) -> AppState:
+        return self._state.value
+
+    @property
+    def transcript(self) -> tuple[AsrFinal, ...]:
+        return tuple(self._transcript)
+
+    @property
+    def outbox(self) -> Outbox:
+        return self._outbox
+
+    # -- running --------------------------------------------------------------------
+
+    async def run(self) -> SessionReport:
+        """Stream until the audio ends and the backend sends its final summary (or failure)."""
+        if self._done is not None:
+            raise RuntimeError("a Session runs once; create a new one")
+        loop = asyncio.get_running_loop()
+        scheduler = self._scheduler or AsyncIOScheduler(loop)
+        self._clock = lambda: scheduler.to_seconds(scheduler.now)
+        self._done = done = loop.create_future()
+        outbox, demand = self._outbox, Demand()
+        memo = LinkMemo(token=self.config.secret)
+        window = FLOW_WINDOW_S / self.config.frame_seconds
+        high_water = max(25.0, 1.0 / self.config.frame_seconds)
+
+        def flush(_: abc.SchedulerBase, __: object = None) -> None:
+            self._flush_counts()
+
+        def on_outbox_change() -> None:
+            demand.set_ready(outbox.unsent < high_water and outbox.held < window)
+            if not self._counts_pending:
+                self._counts_pending = True
+                scheduler.schedule(flush)
+
+        unlisten = outbox.listen(on_outbox_change)
+        self._emit(
+            Started(
+                at=self._clock(), session_id=self.ids.session_id, attempt_id=self.ids.attempt_id
+            )
+        )
+        self.log.info("session started, streaming to {}", self.config.url)
+        link = connect(self.config, self.ids, outbox, clock=self._clock, memo=memo).pipe(
+            retry_with_backoff(
+                self.config.backoff,
+                self._classify,
+                is_stable=lambda event: isinstance(event, Streaming),
+                scheduler=scheduler,
+                rng=self._rng,
+            )
+        )
+        link_sub = link.subscribe(
+            self._on_link, self._on_link_error, self._on_link_completed, scheduler=scheduler
+        )
+        with demand_scope(demand):
+            self._audio_sub = self._audio.subscribe(
+                outbox.push, self._on_audio_error, self._end_audio, scheduler=scheduler
+            )
+        try:
+            end = await asyncio.shield(done)
+        finally:
+            self._audio_sub.dispose()
+            link_sub.dispose()
+            if memo.tasks:
+                await asyncio.gather(*memo.tasks, return_exceptions=True)
+            unlisten()
+            outbox.abandon()
+            self._flush_counts()
+        self._emit(end)
+        self._status.on_completed()
+        self._events.on_completed()
+        report = build_report(
+            self.current, self.transcript, self._summary, stop_requested=self._stop_requested
+        )
+        self.log.info("session ended: {}", " | ".join(report.lines()))
+        return report
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """End capture, deliver what is held, send `stop` and wait for the final summary.
+
+        After `timeout` (default: `config.stop_timeout`) the session ends anyway, and what
+        could not be delivered is reported as undelivered.
+        """
+        self._stop_requested = True
+        if self._audio_sub is not None:
+            self._audio_sub.dispose()
+        self._end_audio()
+        if self._done is None or self._done.done():
+            return
+        wait = self.config.stop_timeout if timeout is None else timeout
+        try:
+            await asyncio.wait_for(asyncio.shield(self._done), wait)
+        except TimeoutError:
+            self.log.warning("no final summary within {} s; ending the session", wait)
+            self._finish(Stopped(at=self._clock()))
+
+    # -- internals ------------------------------------------------------------------
+
+    def _emit(self, event: StatusEvent) -> None:
+        self._status.on_next(event)
+
+    def _finish(self, end: StatusEvent) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_result(end)
+
+    def _flush_counts(self) -> None:
+        self._counts_pending = False
+        self._emit(AudioCounts(at=self._clock(), counts=self._outbox.counts()))
+
+    def _classify(self, error: Exception) -> Decision:
+        return errors.decide(error, busy_floor=self.config.busy_floor)
+
+    def _end_audio(self) -> None:
+        if not self._outbox.closed:
+            self._outbox.close()
+            self._emit(Finalizing(at=self._clock()))
+
+    def _on_audio_error(self, error: Exception) -> None:
+        """Deliver what was captured, then end as failed with the audio's reason."""
+        self.log.error("audio source failed: {}", error)
+        self._audio_failure = error
+        self._end_audio()
+
+    def _on_link(self, item: LinkEvent | Retry) -> None:
+        match item:
+            case Retry(attempt=attempt, delay=delay, cause=cause):
+                self.log.info("reconnecting: attempt {} in {:.2f} s ({})", attempt, delay, cause)
+                self._emit(
+                    Reconnecting(
+                        at=self._clock(), attempt=attempt, delay=delay, cause=failure_reason(cause)
+                    )
+                )
+            case StatusEvent():
+                self._emit(item)
+            case AsrFinal():
+                key = final_key(item)
+                if key in self._seen:
+                    self.log.debug("dropped a duplicate final {!r}", item.text[:40])
+                    return
+                self._seen.add(key)
+                self._transcript.append(item)
+                self._events.on_next(item)
+                self._emit(Transcribed(at=self._clock(), source=item.source, text=item.text))
+            case AsrPartial():
+                self._events.on_next(item)
+                self._emit(
+                    Transcribed(at=self._clock(), source=item.source, text=item.text, partial=True)
+                )
+            case Status(state=state, message=message):
+                if state not in _LINK_STATES:
+                    self._emit(BackendStatus(at=self._clock(), state=state, message=message))
+                self._events.on_next(item)
+            case FinalSummary():
+                self._summary = item
+                self._events.on_next(item)
+            case _:
+                self._events.on_next(item)
+
+    def _on_link_error(self, error: Exception) -> None:
+        reason = failure_reason(error)
+        self.log.error("session failed: {}", reason)
+        self._finish(Failed(at=self._clock(), reason=reason, kind=failure_kind(error)))
+
+    def _on_link_completed(self) -> None:
+        if self._audio_failure is not None:
+            reason = f"audio source failed: {self._audio_failure}"
+            self._finish(Failed(at=self._clock(), reason=reason, kind="audio"))
+        else:
+            self._finish(Stopped(at=self._clock()))

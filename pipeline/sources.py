@@ -1,0 +1,173 @@
+"""Audio sources as observables of frames: a synthetic tone and WAV files.
+
+Every source yields 16 kHz mono int16 `AudioFrame`s numbered from 0. With
+`realtime=True` frames leave at wall-clock pace (the `pace` operator on the given
+scheduler); with `realtime=False` they leave as fast as the consuming session takes
+them (see `pipeline.flow`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import reactivex
+from reactivex import Observable, abc
+from reactivex import operators as ops
+from reactivex.disposable import Disposable
+from reactivex.scheduler import TimeoutScheduler
+
+from operators.pace import pace
+from operators.rechunk import rechunk
+from pipeline.audio import (
+    DEFAULT_FRAME_MS,
+    SAMPLE_RATE,
+    AudioBlock,
+    AudioFrame,
+    Converter,
+    Samples,
+    to_int16,
+)
+from pipeline.flow import current_demand
+
+_YIELD_EVERY = 32  # frames between yields to the loop when running unpaced
+_WIDTHS: dict[int, np.dtype[np.integer]] = {
+    1: np.dtype(np.uint8),
+    2: np.dtype("<i2"),
+    4: np.dtype("<i4"),
+}
+
+
+def tone(
+    freq: float = 440.0,
+    seconds: float = 1.0,
+    *,
+    amplitude: float = 0.3,
+    source: str = "system",
+    frame_ms: int = DEFAULT_FRAME_MS,
+    realtime: bool = True,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Observable[AudioFrame]:
+    """A sine tone, for demos and tests."""
+    t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    samples = to_int16(amplitude * np.sin(2 * np.pi * freq * t))
+    return from_samples(
+        samples, source=source, frame_ms=frame_ms, realtime=realtime, scheduler=scheduler
+    )
+
+
+def read_wav(path: str | Path) -> Samples:
+    """A PCM WAV file of any rate, channel count and sample width, as 16 kHz mono int16."""
+    try:
+        with wave.open(str(path), "rb") as wav:
+            rate, channels, width = wav.getframerate(), wav.getnchannels(), wav.getsampwidth()
+            raw = wav.readframes(wav.getnframes())
+    except (wave.Error, EOFError) as exc:
+        raise ValueError(f"{path}: not a PCM WAV file ({exc})") from exc
+    if width == 3:  # 24-bit: widen to int32 by placing the bytes in the high end
+        triples = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3)
+        wide = np.zeros((len(triples), 4), dtype=np.uint8)
+        wide[:, 1:] = triples
+        data: npt.NDArray[np.integer] = wide.view("<i4").reshape(-1)
+    elif width in _WIDTHS:
+        data = np.frombuffer(raw, dtype=_WIDTHS[width])
+    else:
+        raise ValueError(f"{path}: unsupported sample width {width * 8} bits")
+    return Converter(rate, channels).convert(data.reshape(-1, channels), last=True)
+
+
+def wav_file(
+    path: str | Path,
+    *,
+    realtime: bool = True,
+    source: str = "system",
+    frame_ms: int = DEFAULT_FRAME_MS,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Observable[AudioFrame]:
+    """Frames of a WAV file (read into memory when subscribed)."""
+
+    def factory(_: abc.SchedulerBase) -> Observable[AudioFrame]:
+        return from_samples(
+            read_wav(path), source=source, frame_ms=frame_ms, realtime=realtime, scheduler=scheduler
+        )
+
+    return reactivex.defer(factory)
+
+
+def from_samples(
+    samples: Samples,
+    *,
+    source: str = "system",
+    frame_ms: int = DEFAULT_FRAME_MS,
+    realtime: bool = True,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Observable[AudioFrame]:
+    """Frames of an in-memory 16 kHz mono recording."""
+    frames: list[AudioFrame] = []
+    reactivex.of(AudioBlock(samples)).pipe(rechunk(frame_ms, source)).subscribe(frames.append)
+    if realtime:
+        return reactivex.from_iterable(frames).pipe(pace(_frame_end, scheduler), _stamp(scheduler))
+    return _on_demand(frames, scheduler)
+
+
+def _frame_end(frame: AudioFrame) -> float:
+    return frame.end
+
+
+def _stamp(
+    scheduler: abc.SchedulerBase | None,
+) -> reactivex.typing.Mapper[Observable[AudioFrame], Observable[AudioFrame]]:
+    def operator(frames: Observable[AudioFrame]) -> Observable[AudioFrame]:
+        def subscribe(
+            observer: abc.ObserverBase[AudioFrame], sub_scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            clock = scheduler or sub_scheduler or TimeoutScheduler.singleton()
+
+            def stamp(frame: AudioFrame) -> AudioFrame:
+                return frame.stamped(clock.to_seconds(clock.now))
+
+            return frames.pipe(ops.map(stamp)).subscribe(observer, scheduler=sub_scheduler)
+
+        return reactivex.create(subscribe)
+
+    return operator
+
+
+def _on_demand(
+    frames: list[AudioFrame], scheduler: abc.SchedulerBase | None
+) -> Observable[AudioFrame]:
+    def subscribe(
+        observer: abc.ObserverBase[AudioFrame], sub_scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        clock = scheduler or sub_scheduler or TimeoutScheduler.singleton()
+        demand = current_demand()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if demand is None or loop is None:
+            for frame in frames:
+                observer.on_next(frame.stamped(clock.to_seconds(clock.now)))
+            observer.on_completed()
+            return Disposable()
+
+        async def produce() -> None:
+            for index, frame in enumerate(frames):
+                if not demand.ready:
+                    await demand.wait()
+                elif index % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+                observer.on_next(frame.stamped(clock.to_seconds(clock.now)))
+            observer.on_completed()
+
+        task = loop.create_task(produce())
+
+        def cancel() -> None:
+            task.cancel()
+
+        return Disposable(cancel)
+
+    return reactivex.create(subscribe)

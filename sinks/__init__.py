@@ -1,0 +1,1 @@
+"""Where results go: structured logs, the console, transcript files."""
