@@ -25,7 +25,8 @@ class Recording:
     def write(self, source: str, pcm: bytes) -> None:
         handle = self._files.get(source)
         if handle is None:
-            handle = self._files[source] = (self.dir / f"{source}.pcm").open("ab")
+            # unbuffered: what the backend acknowledged is on disk, even if it dies next
+            handle = self._files[source] = (self.dir / f"{source}.pcm").open("ab", buffering=0)
         handle.write(pcm)
 
     def close(self) -> None:

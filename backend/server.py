@@ -19,7 +19,7 @@ from backend.store import SessionStore
 class RunningBackend:
     host: str
     port: int
-    store: SessionStore
+    store: SessionStore | None  # None for apps that are not the embedded backend
     runner: web.AppRunner
 
     @property
@@ -52,7 +52,7 @@ async def start_backend(
     server = site._server
     if isinstance(server, asyncio.base_events.Server) and server.sockets:
         bound = server.sockets[0].getsockname()[1]
-    return RunningBackend(host, bound, app[STORE], runner)
+    return RunningBackend(host, bound, app.get(STORE), runner)
 
 
 @asynccontextmanager

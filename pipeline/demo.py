@@ -91,10 +91,11 @@ async def _outage(
     """Take the backend away and bring it back on the same port, sessions kept."""
     await asyncio.sleep(after)
     print(f"-- outage: the backend goes away for {duration:.1f} s --", file=out, flush=True)
-    backend = live[0]
+    backend, store = live[0], live[0].store
+    assert store is not None
     await backend.runner.cleanup()
     await asyncio.sleep(duration)
-    live[0] = await start_backend(backend.store.config, port=port, store=backend.store)
+    live[0] = await start_backend(store.config, port=port, store=store)
     print("-- the backend is back --", file=out, flush=True)
 
 

@@ -6,6 +6,8 @@ import re
 import threading
 
 MASK = "********"
+# Scrubbing a value this short out of arbitrary text would mangle the text, not protect it.
+MIN_SCRUB_LENGTH = 4
 
 _known: set[str] = set()
 _lock = threading.Lock()
@@ -30,8 +32,9 @@ class Secret:
         if not value:
             raise ValueError("a secret cannot be empty")
         self._value = value
-        with _lock:
-            _known.add(value)
+        if len(value) >= MIN_SCRUB_LENGTH:
+            with _lock:
+                _known.add(value)
 
     def reveal(self) -> str:
         return self._value
