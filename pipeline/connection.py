@@ -53,7 +53,7 @@ from pipeline.redaction import Secret
 from pipeline.status import Connected, Connecting, StatusEvent, Streaming
 
 LinkEvent = StatusEvent | ServerEvent
-BARRIER_EVERY = 25  # frames between ping barriers against a v0.2 backend
+BARRIER_EVERY = 1  # frames per ping barrier against a v0.2 backend: each frame is confirmed
 _YIELD_EVERY = 64  # frames written between yields to the loop
 
 
@@ -345,10 +345,15 @@ class _Link:
                     self.wake.clear()
                     await self.wake.wait()
                     continue
-                if binary:
-                    await ws.send_bytes(encode_audio_binary(frame))
-                else:
-                    await ws.send_str(encode_audio_json(frame, with_seq=with_seq))
+                try:
+                    if binary:
+                        await ws.send_bytes(encode_audio_binary(frame))
+                    else:
+                        await ws.send_str(encode_audio_json(frame, with_seq=with_seq))
+                except aiohttp.ClientConnectionResetError:
+                    # raised before a byte is written: the frame stays unsent
+                    self.outbox.untake(frame)
+                    raise
                 since_barrier += 1
                 written += 1
                 if barriers and since_barrier >= BARRIER_EVERY:

@@ -69,6 +69,7 @@ class _Lane:
         "cursor",
         "dropped",
         "held",
+        "last_take_new",
         "resent",
         "sent",
         "unconfirmed",
@@ -82,6 +83,7 @@ class _Lane:
         self.captured = self.sent = self.dropped = self.acked = self.resent = 0
         self.unconfirmed = 0
         self.base: int | None = None  # seq that is t=0 on the backend's current timeline
+        self.last_take_new = False
 
     def counts(self) -> SourceCounts:
         return SourceCounts(
@@ -178,7 +180,8 @@ class Outbox:
         if best is None:
             return None
         frame = best.held[best.cursor]
-        if best.cursor < best.written:
+        best.last_take_new = best.cursor >= best.written
+        if not best.last_take_new:
             best.resent += 1
         else:
             best.written += 1
@@ -188,6 +191,20 @@ class Outbox:
             best.base = frame.seq
         self._changed()
         return frame
+
+    def untake(self, frame: AudioFrame) -> None:
+        """The last `take()` of this frame's source was never written (the socket was
+        already closing): put it back as it was."""
+        lane = self._lanes.get(frame.source)
+        if lane is None or not lane.cursor or lane.held[lane.cursor - 1] is not frame:
+            return
+        lane.cursor -= 1
+        if lane.last_take_new:
+            lane.written -= 1
+            lane.sent -= 1
+        else:
+            lane.resent -= 1
+        self._changed()
 
     @property
     def drained(self) -> bool:

@@ -1,0 +1,418 @@
+"""A fault-injecting TCP proxy for loopback: resets, black holes and delays, on a schedule.
+
+    async with ChaosProxy(upstream_port=backend.port, faults=random_faults(seed=1)) as proxy:
+        session = Session(SessionConfig(url=proxy.url), audio)
+
+Faults, as a network produces them:
+
+- `reset`: the connections die (RST). Traffic toward the backend stops first, at a
+  message boundary, while replies already on their way back still arrive for a moment
+  (`drain`) — so every frame the backend got can still be confirmed. For `duration`
+  seconds afterwards new connections are refused too.
+- `blackhole`: for `duration` seconds nothing moves in either direction, but nothing is
+  closed either: only heartbeats can notice. As with TCP retransmission, what was held is
+  delivered when the hole closes, if the connection is still alive by then.
+- `delay`: for `duration` seconds every byte arrives `latency` seconds late.
+
+The proxy reads the client's WebSocket frames (it never changes them) so that cuts fall
+between messages and it can count the audio it cut. It listens on loopback only, proxies
+to loopback only, and stops injecting after `lifetime` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import struct
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from loguru import logger
+
+from pipeline.config import is_local
+
+FaultKind = Literal["reset", "blackhole", "delay"]
+KINDS: tuple[FaultKind, ...] = ("reset", "blackhole", "delay")
+
+
+Clock = Literal["seconds", "frames"]
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """`at` is seconds after the proxy starts, or — with the proxy's `clock="frames"` — the
+    number of audio messages it has delivered, so faults land at points of the stream."""
+
+    at: float
+    kind: FaultKind
+    duration: float = 0.5
+    latency: float = 0.2  # for `delay`
+
+
+def random_faults(
+    seed: int,
+    count: int = 20,
+    *,
+    span: tuple[float, float] = (0.3, 20.0),
+    duration: tuple[float, float] = (0.1, 0.6),
+    kinds: Sequence[FaultKind] = KINDS,
+) -> list[Fault]:
+    """`count` faults, every kind in `kinds` equally often, at random points of `span`
+    (seconds, or audio messages for a proxy with `clock="frames"`)."""
+    rng = random.Random(seed)
+    chosen = [kinds[i % len(kinds)] for i in range(count)]
+    rng.shuffle(chosen)
+    points = sorted(rng.uniform(*span) for _ in chosen)
+    return [
+        Fault(at=round(at, 3), kind=kind, duration=round(rng.uniform(*duration), 3))
+        for at, kind in zip(points, chosen, strict=True)
+    ]
+
+
+@dataclass
+class ChaosStats:
+    connections: int = 0
+    refused: int = 0
+    resets: int = 0
+    blackholes: int = 0
+    delays: int = 0
+    faults_applied: list[Fault] = field(default_factory=list)
+    faults_hit: int = 0  # faults that found at least one live connection
+    audio_frames_forwarded: int = 0
+    audio_frames_cut: int = 0  # audio messages the proxy received but never delivered
+
+
+class _Pipe:
+    """One direction of one connection: a queue of chunks and a writer that can be held.
+
+    A `None` chunk in the queue is a stop mark: the writer holds there until released.
+    """
+
+    def __init__(
+        self,
+        writer: asyncio.StreamWriter,
+        stats: ChaosStats,
+        on_broken: Callable[[], None],
+        on_audio: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.writer = writer
+        self.stats = stats
+        self.on_broken = on_broken
+        self.on_audio = on_audio
+        self.queue: asyncio.Queue[tuple[float, bytes | None, bool]] = asyncio.Queue()
+        self.open = asyncio.Event()
+        self.open.set()
+        self.latency = 0.0
+        self.task = asyncio.get_running_loop().create_task(self._write())
+
+    def put(self, data: bytes, audio: bool = False) -> None:
+        release = asyncio.get_running_loop().time() + self.latency
+        self.queue.put_nowait((release, data, audio))
+
+    def stop_here(self) -> None:
+        """Hold everything queued from this point on."""
+        self.queue.put_nowait((0.0, None, False))
+
+    async def _write(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                release, data, audio = await self.queue.get()
+                if data is None:
+                    self.open.clear()
+                await self.open.wait()
+                if data is None:
+                    continue
+                if (wait := release - loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                self.writer.write(data)
+                await self.writer.drain()
+                if audio:
+                    self.stats.audio_frames_forwarded += 1
+                    self.on_audio()
+        except ConnectionError:
+            self.on_broken()
+
+    def held_audio(self) -> int:
+        held = 0
+        while not self.queue.empty():
+            held += self.queue.get_nowait()[2]
+        return held
+
+    def abort(self) -> None:
+        self.task.cancel()
+        self.writer.transport.abort()
+
+
+class _Frames:
+    """Splits a client's byte stream into the HTTP upgrade and whole WebSocket frames."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.in_headers = True
+
+    def feed(self, data: bytes) -> Iterable[tuple[bytes, bool, bool]]:
+        """Yields (bytes, is_data_frame, is_audio) for every complete unit."""
+        self.buffer += data
+        if self.in_headers:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head, self.buffer = self.buffer[: end + 4], self.buffer[end + 4 :]
+            self.in_headers = False
+            yield head, False, False
+        while len(self.buffer) >= 2:
+            opcode, second = self.buffer[0] & 0x0F, self.buffer[1]
+            length, offset = second & 0x7F, 2
+            if length == 126:
+                if len(self.buffer) < 4:
+                    return
+                length, offset = struct.unpack(">H", self.buffer[2:4])[0], 4
+            elif length == 127:
+                if len(self.buffer) < 10:
+                    return
+                length, offset = struct.unpack(">Q", self.buffer[2:10])[0], 10
+            masked = bool(second & 0x80)
+            total = offset + (4 if masked else 0) + length
+            if len(self.buffer) < total:
+                return
+            frame, self.buffer = self.buffer[:total], self.buffer[total:]
+            is_data = opcode in (0x0, 0x1, 0x2)
+            yield frame, is_data, is_data and _is_audio(frame, opcode, offset, masked)
+
+
+def _is_audio(frame: bytes, opcode: int, offset: int, masked: bool) -> bool:
+    if opcode == 0x2:
+        return True
+    if opcode != 0x1:
+        return False
+    start = offset + (4 if masked else 0)
+    head = frame[start : start + 24]
+    if masked:
+        key = frame[offset : offset + 4]
+        head = bytes(b ^ key[i % 4] for i, b in enumerate(head))
+    return head.startswith(b'{"type":"audio"')
+
+
+class _Connection:
+    def __init__(
+        self,
+        client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+        backend: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+        stats: ChaosStats,
+        on_audio: Callable[[], None],
+    ) -> None:
+        self.stats = stats
+        self.to_backend = _Pipe(backend[1], stats, self.close, on_audio)
+        self.to_client = _Pipe(client[1], stats, self.close)
+        self.cut_requested = False
+        self.closed = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self.tasks = [
+            loop.create_task(self._pump_up(client[0])),
+            loop.create_task(self._pump_down(backend[0])),
+        ]
+
+    async def _pump_up(self, reader: asyncio.StreamReader) -> None:
+        frames = _Frames()
+        try:
+            while data := await reader.read(65536):
+                for unit, is_data, audio in frames.feed(data):
+                    if is_data and self.cut_requested:
+                        self.cut_requested = False
+                        self.to_backend.stop_here()
+                    self.to_backend.put(unit, audio)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        self.close()
+
+    async def _pump_down(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while data := await reader.read(65536):
+                self.to_client.put(data)
+        except ConnectionError:
+            pass
+        self.close()
+
+    def hold(self) -> None:
+        """Stop traffic toward the backend at the next message boundary."""
+        self.cut_requested = True
+
+    def hold_replies(self) -> None:
+        self.to_client.stop_here()
+
+    def release(self) -> None:
+        for pipe in (self.to_backend, self.to_client):
+            pipe.open.set()
+        self.cut_requested = False
+
+    def set_latency(self, latency: float) -> None:
+        self.to_backend.latency = self.to_client.latency = latency
+
+    def close(self) -> None:
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        for pipe in (self.to_backend, self.to_client):
+            pipe.abort()
+        self.stats.audio_frames_cut += self.to_backend.held_audio()
+        for task in self.tasks:
+            task.cancel()
+
+
+class ChaosProxy:
+    """Listens on 127.0.0.1 and forwards to a loopback backend, injecting `faults`."""
+
+    def __init__(
+        self,
+        upstream_port: int,
+        faults: Sequence[Fault] = (),
+        *,
+        upstream_host: str = "127.0.0.1",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Clock = "seconds",
+        drain: float = 0.05,
+        lifetime: float = 600.0,
+    ) -> None:
+        if not (is_local(host) and is_local(upstream_host)):
+            raise ValueError("the chaos proxy works on loopback only")
+        self.upstream = (upstream_host, upstream_port)
+        self.host, self.port = host, port
+        self.faults = sorted(faults, key=lambda f: f.at)
+        self.clock = clock
+        self.drain = drain
+        self.lifetime = lifetime
+        self.stats = ChaosStats()
+        self.connections: set[_Connection] = set()
+        self.refusing_until = 0.0
+        self.blackholed_until = 0.0
+        self.latency_until = 0.0
+        self.latency = 0.0
+        self._progress = asyncio.Event()  # audio was delivered (drives the "frames" clock)
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.log = logger.bind(component="chaos")
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}/ws/live-listener"
+
+    async def __aenter__(self) -> ChaosProxy:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._spawn(self._run_schedule())
+        self._spawn(self._expire())
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for connection in list(self.connections):
+            connection.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._now() < self.refusing_until:
+            self.stats.refused += 1
+            writer.transport.abort()
+            return
+        try:
+            backend = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.stats.connections += 1
+        connection = _Connection((reader, writer), backend, self.stats, self._progress.set)
+        if self._now() < self.blackholed_until:
+            connection.to_backend.stop_here()
+            connection.to_client.stop_here()
+        if self._now() < self.latency_until:
+            connection.set_latency(self.latency)
+        self.connections.add(connection)
+        await connection.closed.wait()
+        self.connections.discard(connection)
+
+    async def _expire(self) -> None:
+        await asyncio.sleep(self.lifetime)
+        self.log.info("chaos proxy lifetime over: no more faults")
+        self.faults = []
+
+    async def _run_schedule(self) -> None:
+        began = self._now()
+        last = -1
+        for fault in list(self.faults):
+            if self.clock == "frames":
+                # each fault waits for its point of the stream, and for audio to flow again
+                # since the previous one, so that every fault hits a live connection
+                while (done := self.stats.audio_frames_forwarded) < fault.at or done <= last:
+                    self._progress.clear()
+                    await self._progress.wait()
+                last = self.stats.audio_frames_forwarded
+            else:
+                await asyncio.sleep(max(0.0, began + fault.at - self._now()))
+            if not self.faults:  # the lifetime is over
+                return
+            await self.inject(fault)
+
+    async def inject(self, fault: Fault) -> None:
+        """Apply one fault now (also usable by hand)."""
+        self.stats.faults_applied.append(fault)
+        self.stats.faults_hit += bool(self.connections)
+        self.log.info("fault: {} for {:.2f} s", fault.kind, fault.duration)
+        if fault.kind == "reset":
+            self.stats.resets += 1
+            self.refusing_until = self._now() + fault.duration
+            await self._cut(list(self.connections))
+        elif fault.kind == "blackhole":
+            self.stats.blackholes += 1
+            self.blackholed_until = self._now() + fault.duration
+            self._spawn(self._blackhole(list(self.connections), fault.duration))
+        else:
+            self.stats.delays += 1
+            self.latency, self.latency_until = fault.latency, self._now() + fault.duration
+            for connection in self.connections:
+                connection.set_latency(fault.latency)
+            self._spawn(self._end_delay(fault.duration))
+
+    async def _cut(self, connections: list[_Connection]) -> None:
+        for connection in connections:
+            connection.hold()
+        await asyncio.sleep(self.drain)
+        for connection in connections:
+            connection.close()
+
+    async def _blackhole(self, connections: list[_Connection], duration: float) -> None:
+        for connection in connections:
+            connection.hold()
+        await asyncio.sleep(min(self.drain, duration))
+        for connection in connections:
+            connection.hold_replies()
+        await asyncio.sleep(max(0.0, duration - self.drain))
+        for connection in list(self.connections):
+            connection.release()
+
+    async def _end_delay(self, duration: float) -> None:
+        await asyncio.sleep(duration)
+        if self._now() >= self.latency_until:
+            self.latency = 0.0
+            for connection in self.connections:
+                connection.set_latency(0.0)
