@@ -84,10 +84,7 @@ class ChaosStats:
 
 
 class _Pipe:
-    """One direction of one connection: a queue of chunks and a writer that can be held.
-
-    A `None` chunk in the queue is a stop mark: the writer holds there until released.
-    """
+    """One direction of one connection: a queue of chunks and a writer that can be held."""
 
     def __init__(
         self,
@@ -100,30 +97,38 @@ class _Pipe:
         self.stats = stats
         self.on_broken = on_broken
         self.on_audio = on_audio
-        self.queue: asyncio.Queue[tuple[float, bytes | None, bool]] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[float, bytes, bool, bool]] = asyncio.Queue()
         self.open = asyncio.Event()
         self.open.set()
+        self.hold_at_message = False
         self.latency = 0.0
         self.task = asyncio.get_running_loop().create_task(self._write())
 
-    def put(self, data: bytes, audio: bool = False) -> None:
+    def put(self, data: bytes, is_message: bool = True, audio: bool = False) -> None:
         release = asyncio.get_running_loop().time() + self.latency
-        self.queue.put_nowait((release, data, audio))
+        self.queue.put_nowait((release, data, is_message, audio))
 
-    def stop_here(self) -> None:
-        """Hold everything queued from this point on."""
-        self.queue.put_nowait((0.0, None, False))
+    def hold(self, *, at_message: bool) -> None:
+        """Stop delivering: before the next data message (control frames such as pongs for
+        what was delivered still pass), or before the next chunk of any kind."""
+        if at_message:
+            self.hold_at_message = True
+        else:
+            self.open.clear()
+
+    def release(self) -> None:
+        self.hold_at_message = False
+        self.open.set()
 
     async def _write(self) -> None:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                release, data, audio = await self.queue.get()
-                if data is None:
+                release, data, is_message, audio = await self.queue.get()
+                if is_message and self.hold_at_message:
+                    self.hold_at_message = False
                     self.open.clear()
                 await self.open.wait()
-                if data is None:
-                    continue
                 if (wait := release - loop.time()) > 0:
                     await asyncio.sleep(wait)
                 self.writer.write(data)
@@ -131,13 +136,14 @@ class _Pipe:
                 if audio:
                     self.stats.audio_frames_forwarded += 1
                     self.on_audio()
+                    await asyncio.sleep(0)  # let a fault due at this frame land right here
         except ConnectionError:
             self.on_broken()
 
     def held_audio(self) -> int:
         held = 0
         while not self.queue.empty():
-            held += self.queue.get_nowait()[2]
+            held += self.queue.get_nowait()[3]
         return held
 
     def abort(self) -> None:
@@ -153,7 +159,7 @@ class _Frames:
         self.in_headers = True
 
     def feed(self, data: bytes) -> Iterable[tuple[bytes, bool, bool]]:
-        """Yields (bytes, is_data_frame, is_audio) for every complete unit."""
+        """Yields (bytes, is_data_message, is_audio) for every complete unit."""
         self.buffer += data
         if self.in_headers:
             end = self.buffer.find(b"\r\n\r\n")
@@ -206,7 +212,6 @@ class _Connection:
         self.stats = stats
         self.to_backend = _Pipe(backend[1], stats, self.close, on_audio)
         self.to_client = _Pipe(client[1], stats, self.close)
-        self.cut_requested = False
         self.closed = asyncio.Event()
         loop = asyncio.get_running_loop()
         self.tasks = [
@@ -218,11 +223,8 @@ class _Connection:
         frames = _Frames()
         try:
             while data := await reader.read(65536):
-                for unit, is_data, audio in frames.feed(data):
-                    if is_data and self.cut_requested:
-                        self.cut_requested = False
-                        self.to_backend.stop_here()
-                    self.to_backend.put(unit, audio)
+                for unit, is_message, audio in frames.feed(data):
+                    self.to_backend.put(unit, is_message, audio)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         self.close()
@@ -230,22 +232,21 @@ class _Connection:
     async def _pump_down(self, reader: asyncio.StreamReader) -> None:
         try:
             while data := await reader.read(65536):
-                self.to_client.put(data)
+                self.to_client.put(data, is_message=False)
         except ConnectionError:
             pass
         self.close()
 
     def hold(self) -> None:
         """Stop traffic toward the backend at the next message boundary."""
-        self.cut_requested = True
+        self.to_backend.hold(at_message=True)
 
     def hold_replies(self) -> None:
-        self.to_client.stop_here()
+        self.to_client.hold(at_message=False)
 
     def release(self) -> None:
         for pipe in (self.to_backend, self.to_client):
-            pipe.open.set()
-        self.cut_requested = False
+            pipe.release()
 
     def set_latency(self, latency: float) -> None:
         self.to_backend.latency = self.to_client.latency = latency
@@ -343,8 +344,8 @@ class ChaosProxy:
         self.stats.connections += 1
         connection = _Connection((reader, writer), backend, self.stats, self._progress.set)
         if self._now() < self.blackholed_until:
-            connection.to_backend.stop_here()
-            connection.to_client.stop_here()
+            connection.to_backend.hold(at_message=False)
+            connection.to_client.hold(at_message=False)
         if self._now() < self.latency_until:
             connection.set_latency(self.latency)
         self.connections.add(connection)

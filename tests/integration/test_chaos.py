@@ -95,9 +95,11 @@ async def test_a_v02_backend_gets_what_was_never_sent_and_losses_are_counted(
     samples = chirp(20.0)
     frames = len(samples) // 320
     faults = random_faults(4, 12, span=(20, frames - 50), kinds=("reset", "blackhole"))
-    async with make_backend(protocol="0.2") as backend:
-        async with ChaosProxy(backend.port, faults, clock="frames") as proxy:
-            session, report = await stream(proxy, samples)
+    async with (
+        make_backend(protocol="0.2") as backend,
+        ChaosProxy(backend.port, faults, clock="frames") as proxy,
+    ):
+        session, report = await stream(proxy, samples)
 
     assert report.outcome == "completed", report.reason
     assert report.protocol == "0.2" and report.resumes == 0
