@@ -70,6 +70,8 @@ def recognizer_factory(kind: str, *, max_decoders: int = DEFAULT_DECODERS) -> Re
 
 def close_factory(factory: RecognizerFactory) -> None:
     """Release what a factory holds, if anything (blocking: decoder processes are stopped)."""
+    if isinstance(factory, type):  # a recogniser class (NullRecognizer): nothing shared
+        return
     close = getattr(factory, "close", None)
     if callable(close):
         close()
