@@ -1,7 +1,7 @@
 """A process that owns one pocketsphinx decoder and runs one recogniser on it at a time.
 
 pocketsphinx holds the GIL for every call (`end_utt` ~0.2 s per utterance), so decoding
-on a thread of the backend stalls its event loop: measured, ~0.25-0.35 s of loop lag at
+on a thread of the backend stalls its event loop: measured, 0.17-0.32 s of loop lag at
 each utterance end with one decoding thread, ~4 ms with the same work in a process
 (benchmarks/asr_rtf.py). Decoders therefore live in worker processes, and the backend's
 threads only wait on their pipes (which releases the GIL).
