@@ -17,6 +17,13 @@ EXIT_OK, EXIT_USAGE, EXIT_UNAUTHORIZED, EXIT_BAD_CONFIG, EXIT_GAVE_UP = 0, 2, 3,
 EXIT_INTERRUPTED = 130
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="live-listener",
@@ -49,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     srv.add_argument(
         "--asr-decoders",
-        type=int,
+        type=_at_least_one,
         default=DEFAULT_DECODERS,
         help=f"recognisers alive at once, ~90 MB each (default {DEFAULT_DECODERS}); "
         "a source beyond them is recorded but not transcribed",

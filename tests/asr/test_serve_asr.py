@@ -36,6 +36,13 @@ def test_an_unknown_recogniser_is_a_usage_error(capsys: pytest.CaptureFixture[st
     assert "pocketsphinx" in capsys.readouterr().err
 
 
+def test_no_decoders_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["serve", "--asr-decoders", "0"])
+    assert exit_info.value.code == 2
+    assert "at least 1" in capsys.readouterr().err
+
+
 async def _wait_for_port(port: int, server: asyncio.subprocess.Process) -> None:
     for _ in range(200):
         assert server.returncode is None, "the server exited"
