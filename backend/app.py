@@ -325,6 +325,8 @@ class ClientConnection:
             session.log.opt(exception=exc).error("stop failed")
             self.send({"type": "status", "state": "error", "message": "stop failed"})
             await self._flush()
+            session.detach(self)
+            self.store.discard(session)
             await self.ws.close(code=1011)
 
     async def _summarise(self, session: BackendSession) -> None:

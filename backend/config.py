@@ -24,7 +24,7 @@ class BackendConfig:
     ack_interval: float = 0.1
     ack_every: int = 50  # frames: ack at once after this many, so fast senders flow
     metrics_interval: float = 1.0
-    asr_decoders: int = 4  # pocketsphinx decoders alive at once (~90 MB each)
+    asr_decoders: int = 4  # pocketsphinx decoder processes leased at once (~125 MB each)
     asr_queue_seconds: float = 10.0  # ASR backlog per source before frames are dropped (v0.2)
     # v0.3 clients wait for acks, which stop at what the recogniser took, so the backlog
     # stays within their flow window (10 s for ours); the bound must exceed that.

@@ -1,6 +1,6 @@
 """A bounded pool of decoder processes, shared by every session of one backend.
 
-A decoder costs ~90 MB and ~0.25 s to build (a process ~1 s to start), so decoder
+A decoder process costs ~125 MB and ~1 s to start (the decoder ~0.3 s of it), so decoder
 processes are kept and reused across sessions, and at most `size` are leased at once —
 one per source being recognised. Leasing is instant and starts nothing (it runs on the
 event loop); the process is taken from the idle ones, or started, on the recogniser's

@@ -134,6 +134,7 @@ class SessionStore:
         # Recognisers block: their calls run on these threads (pocketsphinx's only wait
         # for a decoder process), one call per source at a time: a thread per decoder.
         self._own_executor = executor is None
+        self._closed = False
         self.executor: Executor = executor or ThreadPoolExecutor(
             max_workers=config.asr_decoders, thread_name_prefix="asr"
         )
@@ -199,11 +200,13 @@ class SessionStore:
         self.sessions.clear()
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
-        await asyncio.get_running_loop().run_in_executor(
-            self.executor, close_factory, self.recognizers
-        )
-        if self._own_executor:
-            self.executor.shutdown(wait=False, cancel_futures=True)
+        if not self._closed:
+            self._closed = True
+            await asyncio.get_running_loop().run_in_executor(
+                self.executor, close_factory, self.recognizers
+            )
+            if self._own_executor:
+                self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _same(expected: str | None, presented: str | None) -> bool:

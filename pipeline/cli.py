@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--asr-decoders",
         type=_at_least_one,
         default=DEFAULT_DECODERS,
-        help=f"recognisers alive at once, ~90 MB each (default {DEFAULT_DECODERS}); "
+        help=f"recognisers alive at once, ~125 MB each (default {DEFAULT_DECODERS}); "
         "a source beyond them is recorded but not transcribed",
     )
     srv.add_argument("--resume-window", type=float, default=120.0)
