@@ -1,8 +1,8 @@
 """A bounded pool of decoder processes, shared by every session of one backend.
 
-A decoder process costs ~125 MB and ~1 s to start (the decoder ~0.3 s of it), so decoder
-processes are kept and reused across sessions, and at most `size` are leased at once —
-one per source being recognised. Leasing is instant and starts nothing (it runs on the
+A decoder process costs ~125 MB and ~0.4 s to start (mostly building the decoder), so
+decoder processes are kept and reused across sessions, and at most `size` are leased at
+once — one per source being recognised. Leasing is instant and starts nothing (it runs on the
 event loop); the process is taken from the idle ones, or started, on the recogniser's
 first call, on an executor thread.
 
@@ -119,7 +119,7 @@ class DecoderLease:
         self._released = False
 
     def worker(self) -> DecoderWorker:
-        """The leased process: an idle one, or a new one (blocking, ~1 s, on first use)."""
+        """The leased process: an idle one, or a new one (blocking, ~0.4 s, on first use)."""
         if self._released:
             raise RuntimeError("this decoder lease was released")
         if self._worker is None:

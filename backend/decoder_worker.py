@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-START_TIMEOUT_S = 60.0  # a cold start imports pocketsphinx and builds the decoder (~1 s)
+START_TIMEOUT_S = 60.0  # a cold start imports pocketsphinx and builds the decoder (~0.4 s)
 CALL_TIMEOUT_S = 60.0  # far above any call (0.5 s of audio takes ~0.1 s)
 
 
