@@ -40,7 +40,9 @@ def create_app(
     app = web.Application()
     app[CONFIG] = config
     app[STORE] = store or SessionStore(
-        config, recognizers or recognizer_factory(config.asr), executor
+        config,
+        recognizers or recognizer_factory(config.asr, max_decoders=config.asr_decoders),
+        executor,
     )
     app.router.add_get(PATH, _websocket)
     app.router.add_get("/healthz", _health)
@@ -108,6 +110,7 @@ class ClientConnection:
         self.session: BackendSession | None = None
         self.v03 = False
         self.stopped = False
+        self.stopping: asyncio.Task[None] | None = None  # flush + summary, while we keep reading
         self.outgoing: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self.tasks: list[asyncio.Task[None]] = []
         self.writer = asyncio.get_running_loop().create_task(self._write())
@@ -140,6 +143,8 @@ class ClientConnection:
                 elif msg.type is WSMsgType.ERROR:
                     break
         finally:
+            if self.stopping is not None:  # it closes the socket itself; let it finish
+                await asyncio.gather(self.stopping, return_exceptions=True)
             for task in [*self.tasks, self.writer]:
                 task.cancel()
             await asyncio.gather(*self.tasks, self.writer, return_exceptions=True)
@@ -247,6 +252,9 @@ class ClientConnection:
         if self.session is None:
             self.send({"type": "error", "message": "audio before start: ignored"})
             return
+        if self.stopped:
+            self.log.info("ignored audio after stop")
+            return
         source = "mic" if payload.source == "microphone" else payload.source
         stream = self.session.stream(source)
         stream.accept(payload.pcm, payload.seq if self.v03 else None)
@@ -256,7 +264,7 @@ class ClientConnection:
     def _ack(self, source: str) -> None:
         assert self.session is not None
         stream = self.session.streams[source]
-        seq = stream.next_seq - 1
+        seq = stream.ackable_seq  # not beyond what the recogniser took: v0.3 flow control
         stream.frames_since_ack = 0
         if seq > stream.acked_seq:
             stream.acked_seq = seq
@@ -298,12 +306,31 @@ class ClientConnection:
 
     async def _on_stop(self, body: dict[str, Any]) -> bool:
         session = self.session
+        if self.stopped:
+            return False
         if session is None or body.get("session_id") != session.session_id:
             self.send({"type": "error", "message": "stop needs the session_id of this session"})
             return False
         self.stopped = True
-        for stream in session.streams.values():
-            await stream.finish()
+        # Flushing the recognisers can take seconds: do it aside and keep reading the
+        # socket, which is what answers the client's heartbeat pings.
+        self.stopping = asyncio.get_running_loop().create_task(self._finish(session))
+        return False
+
+    async def _finish(self, session: BackendSession) -> None:
+        """Flush every recogniser, send `final_summary`, close."""
+        try:
+            await self._summarise(session)
+        except Exception as exc:
+            session.log.opt(exception=exc).error("stop failed")
+            self.send({"type": "status", "state": "error", "message": "stop failed"})
+            await self._flush()
+            session.detach(self)
+            self.store.discard(session)
+            await self.ws.close(code=1011)
+
+    async def _summarise(self, session: BackendSession) -> None:
+        await asyncio.gather(*(stream.finish() for stream in session.streams.values()))
         if self.v03:
             for source in session.streams:
                 self._ack(source)
@@ -318,7 +345,9 @@ class ClientConnection:
                     "sources": {
                         source: {
                             "received_s": round(stream.received_bytes / 32_000, 3),
+                            "recognized_s": round(stream.handed_seconds, 3),
                             "dropped_frames": stream.dropped_total,
+                            "recognizer": stream.recognizing,
                             "duplicates": stream.duplicates,
                             "gaps": stream.gaps,
                         }
@@ -331,7 +360,6 @@ class ClientConnection:
         session.detach(self)
         self.store.discard(session)
         await self.ws.close(code=1000)
-        return True
 
 
 def _format_problem(body: dict[str, Any]) -> str | None:

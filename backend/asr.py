@@ -1,5 +1,6 @@
 """Speech recognisers the backend can run per source. Recognisers are blocking and run
-in an executor; `none` accepts audio and recognises nothing."""
+in an executor; `pocketsphinx` recognises English offline, `none` accepts audio and
+recognises nothing."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ class Recognizer(Protocol):
     def close(self) -> None: ...
 
 
+class RecognizerUnavailable(Exception):
+    """No recogniser can be given to a new source right now (e.g. all decoders in use)."""
+
+
 class NullRecognizer:
     """Accepts audio, recognises nothing (`--asr none`)."""
 
@@ -45,9 +50,28 @@ class NullRecognizer:
 
 
 RecognizerFactory = Callable[[], Recognizer]
+"""Makes one recogniser per source; may raise RecognizerUnavailable. A factory holding
+resources (pocketsphinx's decoder processes) has a `close()` too: see close_factory."""
+
+ASR_KINDS = ("pocketsphinx", "none")
+DEFAULT_DECODERS = 4
 
 
-def recognizer_factory(kind: str) -> RecognizerFactory:
+def recognizer_factory(kind: str, *, max_decoders: int = DEFAULT_DECODERS) -> RecognizerFactory:
+    """Recognisers of one kind; pocketsphinx ones share a pool of `max_decoders` decoders."""
     if kind == "none":
         return NullRecognizer
-    raise ValueError(f"unknown ASR {kind!r} (choose: none)")
+    if kind == "pocketsphinx":
+        from backend.decoder_pool import PocketsphinxRecognizers
+
+        return PocketsphinxRecognizers(max_decoders)
+    raise ValueError(f"unknown ASR {kind!r} (choose: {', '.join(ASR_KINDS)})")
+
+
+def close_factory(factory: RecognizerFactory) -> None:
+    """Release what a factory holds, if anything (blocking: decoder processes are stopped)."""
+    if isinstance(factory, type):  # a recogniser class (NullRecognizer): nothing shared
+        return
+    close = getattr(factory, "close", None)
+    if callable(close):
+        close()

@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
 
-from backend.asr import RecognizerFactory
+from backend.asr import (
+    NullRecognizer,
+    Recognizer,
+    RecognizerFactory,
+    RecognizerUnavailable,
+    close_factory,
+)
 from backend.config import BackendConfig
 from backend.recording import Recording
 from backend.stream import SourceStream
@@ -50,15 +56,29 @@ class BackendSession:
     def stream(self, source: str) -> SourceStream:
         stream = self.streams.get(source)
         if stream is None:
+            unavailable: str | None = None
+            try:
+                recognizer: Recognizer = self.recognizers()
+            except RecognizerUnavailable as exc:
+                recognizer, unavailable = NullRecognizer(), str(exc)
             stream = self.streams[source] = SourceStream(
                 source,
-                self.recognizers(),
+                recognizer,
                 self._deliver,
                 recording=self.recording,
                 executor=self.executor,
-                queue_seconds=self.config.asr_queue_seconds,
+                # resumable sessions are v0.3: their acks pace the client (see stream.py)
+                queue_seconds=self.config.asr_queue_seconds_v03
+                if self.resumable
+                else self.config.asr_queue_seconds,
                 unique_ids=self.resumable,
             )
+            if unavailable is not None:
+                self.log.warning("no recogniser for {}: {}", source, unavailable)
+                stream.recognizing = False
+                self._deliver(
+                    {"type": "status", "state": "no_asr_provider", "message": unavailable}
+                )
         return stream
 
     def _deliver(self, message: dict[str, Any]) -> None:
@@ -111,7 +131,13 @@ class SessionStore:
     ) -> None:
         self.config = config
         self.recognizers = recognizers
-        self.executor = executor
+        # Recognisers block: their calls run on these threads (pocketsphinx's only wait
+        # for a decoder process), one call per source at a time: a thread per decoder.
+        self._own_executor = executor is None
+        self._closed = False
+        self.executor: Executor = executor or ThreadPoolExecutor(
+            max_workers=config.asr_decoders, thread_name_prefix="asr"
+        )
         self.sessions: dict[str, BackendSession] = {}
         self.connections = 0  # sockets currently open (the capacity that `max_sessions` caps)
         self.expired = 0
@@ -174,6 +200,13 @@ class SessionStore:
         self.sessions.clear()
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+        if not self._closed:
+            self._closed = True
+            await asyncio.get_running_loop().run_in_executor(
+                self.executor, close_factory, self.recognizers
+            )
+            if self._own_executor:
+                self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _same(expected: str | None, presented: str | None) -> bool:

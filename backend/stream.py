@@ -1,5 +1,12 @@
 """One source of one backend session: sequence checks, recording, and the recogniser fed
-through a bounded queue so a slow recogniser costs dropped ASR input, never memory."""
+through a bounded queue so a slow recogniser costs dropped ASR input, never memory.
+
+The recogniser runs in an executor, one call at a time, on batches of at most
+`batch_seconds`: the event loop never waits for it, and a call never holds a large
+backlog. `ackable_seq` is the last frame handed to the recogniser (or dropped): v0.3
+acks stop there, so a client that can wait (a file) waits while the recogniser is
+behind instead of overflowing the queue.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,19 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, TypeVar
 
-from backend.asr import Hypothesis, Recognizer
+from loguru import logger
+
+from backend.asr import Hypothesis, NullRecognizer, Recognizer
 from backend.recording import Recording
+from backend.timeline import Timeline
 
 BYTES_PER_SECOND = 32_000
+FRAMES_PER_SECOND = 50  # 20 ms frames
+BATCH_SECONDS = 0.5
+
+T = TypeVar("T")
 
 
 def segment_hash(source: str, t0: float, t1: float, text: str) -> str:
@@ -35,31 +49,39 @@ class SourceStream:
         executor: Executor | None,
         queue_seconds: float,
         unique_ids: bool,
+        batch_seconds: float = BATCH_SECONDS,
     ) -> None:
         self.source = source
         self.recognizer = recognizer
         self.emit = emit
         self.recording = recording
-        self.executor = executor
+        self.executor = executor  # None: the loop's default executor
         self.unique_ids = unique_ids
         self.next_seq = 0  # the next frame this stream expects
         self.acked_seq = -1
         self.frames_since_ack = 0
         self.received_bytes = 0
+        self.handed_bytes = 0  # given to the recogniser
         self.duplicates = 0
         self.gaps = 0
         self.dropped_total = 0
         self.dropped_recent = 0
-        self.queue_max = max(1, round(queue_seconds * 50))
-        self._queue: deque[bytes] = deque()
+        self.recognizing = True  # False once no recogniser works for this source
+        self.queue_max = max(1, round(queue_seconds * FRAMES_PER_SECOND))
+        self._batch_bytes = max(1, round(batch_seconds * BYTES_PER_SECOND))
+        self._queue: deque[tuple[int, bytes]] = deque()
+        self._queued_bytes = 0
+        self._timeline = Timeline()
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._inflight: asyncio.Future[Any] | None = None
         self._infer_ms: deque[float] = deque(maxlen=50)
         self._audio_processed = 0.0
         self._busy_seconds = 0.0
         self.finals: list[dict[str, Any]] = []
         self._final_count = 0
+        self._closed = False
         self._worker = asyncio.get_running_loop().create_task(self._work())
 
     # -- intake ---------------------------------------------------------------------
@@ -73,6 +95,8 @@ class SourceStream:
             return False
         elif seq > self.next_seq:
             self.gaps += 1  # the client dropped frames (over its buffer): accept and go on
+            missing = (seq - self.next_seq) * len(pcm) / BYTES_PER_SECOND
+            self._timeline.skip(self._fed_seconds, missing)
         self.next_seq = seq + 1
         self.frames_since_ack += 1
         self.received_bytes += len(pcm)
@@ -81,11 +105,23 @@ class SourceStream:
         if len(self._queue) >= self.queue_max:
             self.dropped_total += 1
             self.dropped_recent += 1
+            self._timeline.skip(self._fed_seconds, len(pcm) / BYTES_PER_SECOND)
         else:
-            self._queue.append(pcm)
+            self._queue.append((seq, pcm))
+            self._queued_bytes += len(pcm)
             self._idle.clear()
             self._wakeup.set()
         return True
+
+    @property
+    def _fed_seconds(self) -> float:
+        """Recogniser time at the tail of the queue: where newly queued audio will land."""
+        return (self.handed_bytes + self._queued_bytes) / BYTES_PER_SECOND
+
+    @property
+    def ackable_seq(self) -> int:
+        """The last seq such that it and every frame before it was handed on (or dropped)."""
+        return self._queue[0][0] - 1 if self._queue else self.next_seq - 1
 
     @property
     def queue_depth(self) -> int:
@@ -97,44 +133,84 @@ class SourceStream:
 
     # -- recognition ----------------------------------------------------------------
 
+    async def _call(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a recogniser method in the executor; `close` waits for the call in flight."""
+        future = asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+        self._inflight = future
+        try:
+            return await asyncio.shield(future)
+        finally:
+            if future.done() and self._inflight is future:
+                self._inflight = None
+
+    def _take_batch(self) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        while self._queue and (not parts or size + len(self._queue[0][1]) <= self._batch_bytes):
+            _, pcm = self._queue.popleft()
+            parts.append(pcm)
+            size += len(pcm)
+        self._queued_bytes -= size
+        self.handed_bytes += size
+        return b"".join(parts)
+
     async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             if not self._queue:
                 self._idle.set()
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            batch = b"".join(self._queue)
-            self._queue.clear()
+            batch = self._take_batch()
             began = time.perf_counter()
-            if self.executor is None:
-                results = self.recognizer.process(batch)
-            else:
-                results = await loop.run_in_executor(self.executor, self.recognizer.process, batch)
+            try:
+                results = await self._call(self.recognizer.process, batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                results = []
+                await self._recognizer_failed(exc)
             spent = time.perf_counter() - began
             self._busy_seconds += spent
             self._audio_processed += len(batch) / BYTES_PER_SECOND
             self._infer_ms.append(spent * 1000)
             self._publish(results)
 
+    async def _recognizer_failed(self, exc: Exception) -> None:
+        """Go on without recognition (audio is still received, recorded and acked)."""
+        logger.opt(exception=exc).error("recogniser failed on {}; recognition stops", self.source)
+        broken, self.recognizer = self.recognizer, NullRecognizer()
+        self.recognizing = False
+        with contextlib.suppress(Exception):
+            await self._call(broken.close)
+        self.emit(
+            {
+                "type": "status",
+                "state": "warning",
+                "message": f"speech recognition failed on {self.source} ({type(exc).__name__}); "
+                "audio is still received",
+            }
+        )
+
     def _publish(self, results: list[Hypothesis]) -> None:
         for hyp in results:
+            t0, t1 = self._timeline.to_stream(hyp.t0), self._timeline.to_stream(hyp.t1)
             message: dict[str, Any] = {
                 "type": "asr_final" if hyp.final else "asr_partial",
                 "text": hyp.text,
-                "t0": round(hyp.t0, 3),
-                "t1": round(hyp.t1, 3),
+                "t0": round(t0, 3),
+                "t1": round(t1, 3),
                 "source": self.source,
             }
             if hyp.confidence is not None:
                 message["confidence"] = round(hyp.confidence, 3)
             if hyp.final:
+                self._timeline.forget_before(hyp.t1)
                 self._final_count += 1
                 message["segment_id"] = (
                     f"{self.source}-{self._final_count}"
                     if self.unique_ids
-                    else segment_hash(self.source, hyp.t0, hyp.t1, hyp.text)
+                    else segment_hash(self.source, t0, t1, hyp.text)
                 )
                 self.finals.append(message)
             self.emit(message)
@@ -142,20 +218,34 @@ class SourceStream:
     async def finish(self) -> None:
         """Recognise everything queued, then close the utterance in progress."""
         await self._idle.wait()
-        loop = asyncio.get_running_loop()
-        if self.executor is None:
-            results = self.recognizer.finish()
-        else:
-            results = await loop.run_in_executor(self.executor, self.recognizer.finish)
+        try:
+            results = await self._call(self.recognizer.finish)
+        except Exception as exc:
+            results = []
+            await self._recognizer_failed(exc)
         self._publish(results)
 
     async def close(self) -> None:
+        """Stop recognising; the recogniser is closed once its call in flight returns."""
+        if self._closed:
+            return
+        self._closed = True
         self._worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._worker
-        self.recognizer.close()
+        if self._inflight is not None:
+            with contextlib.suppress(Exception):
+                await self._inflight
+        try:
+            await self._call(self.recognizer.close)
+        except Exception as exc:
+            logger.opt(exception=exc).warning("closing the recogniser of {} failed", self.source)
 
     # -- reporting ------------------------------------------------------------------
+
+    @property
+    def handed_seconds(self) -> float:
+        return self.handed_bytes / BYTES_PER_SECOND
 
     def metrics(self) -> dict[str, Any]:
         avg = sum(self._infer_ms) / len(self._infer_ms) if self._infer_ms else 0.0

@@ -8,12 +8,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from backend.asr import ASR_KINDS, DEFAULT_DECODERS
 from backend.config import BackendConfig
 from backend.server import serve
 from pipeline.demo import DemoOptions, run_demo
 
 EXIT_OK, EXIT_USAGE, EXIT_UNAUTHORIZED, EXIT_BAD_CONFIG, EXIT_GAVE_UP = 0, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--file", type=Path, help="a WAV file instead of the bundled recording")
     demo.add_argument("--outage", type=float, default=3.0, help="seconds of outage (default 3)")
     demo.add_argument("--no-outage", action="store_true", help="no injected outage")
-    demo.add_argument("--asr", default="none", help="recogniser of the embedded backend")
+    demo.add_argument(
+        "--asr",
+        choices=ASR_KINDS,
+        default="pocketsphinx",
+        help="recogniser of the embedded backend",
+    )
 
     srv = commands.add_parser("serve", help="run the embedded backend")
     srv.add_argument("--host", default="127.0.0.1")
@@ -35,7 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--token-env", help="environment variable holding the required token")
     srv.add_argument("--record-dir", type=Path, help="write received audio here, per session")
     srv.add_argument("--protocol", choices=("0.2", "0.3"), default="0.3")
-    srv.add_argument("--asr", default="none")
+    srv.add_argument(
+        "--asr",
+        choices=ASR_KINDS,
+        default="pocketsphinx",
+        help="speech recogniser: pocketsphinx (offline English) or none (default pocketsphinx)",
+    )
+    srv.add_argument(
+        "--asr-decoders",
+        type=_at_least_one,
+        default=DEFAULT_DECODERS,
+        help=f"recognisers alive at once, ~125 MB each (default {DEFAULT_DECODERS}); "
+        "a source beyond them is recorded but not transcribed",
+    )
     srv.add_argument("--resume-window", type=float, default=120.0)
     srv.add_argument("--max-sessions", type=int, default=16)
     return parser
@@ -59,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     token=token,
                     protocol=args.protocol,
                     asr=args.asr,
+                    asr_decoders=args.asr_decoders,
                     record_dir=args.record_dir,
                     resume_window=args.resume_window,
                     max_sessions=args.max_sessions,

@@ -40,7 +40,7 @@ class DemoOptions:
     file: Path | None = None
     outage: float = 3.0  # seconds without a backend; 0 for none
     outage_at: float = 0.4  # fraction of the recording after which the outage begins
-    asr: str = "none"
+    asr: str = "pocketsphinx"
     seconds: float = 8.0  # length of the fallback tone when no recording is available
 
 
