@@ -19,7 +19,7 @@ from backend.store import SessionStore
 class RunningBackend:
     host: str
     port: int
-    store: SessionStore | None  # None for apps that are not the embedded backend
+    store: SessionStore
     runner: web.AppRunner
 
     @property
@@ -40,10 +40,9 @@ async def start_backend(
     host: str = "127.0.0.1",
     port: int = 0,
     store: SessionStore | None = None,
-    app: web.Application | None = None,
 ) -> RunningBackend:
     """Start serving on the loop; `port=0` picks a free port."""
-    app = app or create_app(config, store=store)
+    app = create_app(config, store=store)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
@@ -52,7 +51,7 @@ async def start_backend(
     server = site._server
     if isinstance(server, asyncio.base_events.Server) and server.sockets:
         bound = server.sockets[0].getsockname()[1]
-    return RunningBackend(host, bound, app.get(STORE), runner)
+    return RunningBackend(host, bound, app[STORE], runner)
 
 
 @asynccontextmanager

@@ -92,7 +92,6 @@ async def _outage(
     await asyncio.sleep(after)
     print(f"-- outage: the backend goes away for {duration:.1f} s --", file=out, flush=True)
     backend, store = live[0], live[0].store
-    assert store is not None
     await backend.runner.cleanup()
     await asyncio.sleep(duration)
     live[0] = await start_backend(store.config, port=port, store=store)

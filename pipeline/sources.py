@@ -2,8 +2,9 @@
 
 Every source yields 16 kHz mono int16 `AudioFrame`s numbered from 0. With
 `realtime=True` frames leave at wall-clock pace (the `pace` operator on the given
-scheduler); with `realtime=False` they leave as fast as the consuming session takes
-them (see `pipeline.flow`).
+scheduler), and a number plays that many times faster (`realtime=4.0`); with
+`realtime=False` they leave as fast as the consuming session takes them (see
+`pipeline.flow`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def tone(
     amplitude: float = 0.3,
     source: str = "system",
     frame_ms: int = DEFAULT_FRAME_MS,
-    realtime: bool = True,
+    realtime: bool | float = True,
     scheduler: abc.SchedulerBase | None = None,
 ) -> Observable[AudioFrame]:
     """A sine tone, for demos and tests."""
@@ -82,7 +83,7 @@ def read_wav(path: str | Path) -> Samples:
 def wav_file(
     path: str | Path,
     *,
-    realtime: bool = True,
+    realtime: bool | float = True,
     source: str = "system",
     frame_ms: int = DEFAULT_FRAME_MS,
     scheduler: abc.SchedulerBase | None = None,
@@ -102,19 +103,22 @@ def from_samples(
     *,
     source: str = "system",
     frame_ms: int = DEFAULT_FRAME_MS,
-    realtime: bool = True,
+    realtime: bool | float = True,
     scheduler: abc.SchedulerBase | None = None,
 ) -> Observable[AudioFrame]:
     """Frames of an in-memory 16 kHz mono recording."""
     frames: list[AudioFrame] = []
     reactivex.of(AudioBlock(samples)).pipe(rechunk(frame_ms, source)).subscribe(frames.append)
-    if realtime:
-        return reactivex.from_iterable(frames).pipe(pace(_frame_end, scheduler), _stamp(scheduler))
+    if realtime is not False:
+        speed = 1.0 if realtime is True else float(realtime)
+        if speed <= 0:
+            raise ValueError(f"realtime speed must be positive, got {realtime}")
+
+        def due(frame: AudioFrame) -> float:
+            return frame.end / speed
+
+        return reactivex.from_iterable(frames).pipe(pace(due, scheduler), _stamp(scheduler))
     return _on_demand(frames, scheduler)
-
-
-def _frame_end(frame: AudioFrame) -> float:
-    return frame.end
 
 
 def _stamp(

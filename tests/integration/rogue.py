@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from backend.server import start_backend
+from backend.server import free_port
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -18,11 +18,14 @@ async def serving(handler: Handler) -> AsyncIterator[str]:
     """Serve `handler` at the protocol path; yields the WebSocket URL."""
     app = web.Application()
     app.router.add_get("/ws/live-listener", handler)
-    running = await start_backend(app=app)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield running.url
+        yield f"ws://127.0.0.1:{port}/ws/live-listener"
     finally:
-        await running.runner.cleanup()
+        await runner.cleanup()
 
 
 async def http_401(request: web.Request) -> web.StreamResponse:
