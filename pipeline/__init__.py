@@ -28,6 +28,7 @@ _EXPORTS = {
     "Retry": "operators.backoff",
     "retry_with_backoff": "operators.backoff",
     "SessionConfig": "pipeline.config",
+    "AudioDeviceError": "pipeline.errors",
     "BadConfig": "pipeline.errors",
     "ConnectionLost": "pipeline.errors",
     "LiveListenerError": "pipeline.errors",
@@ -35,6 +36,10 @@ _EXPORTS = {
     "TlsError": "pipeline.errors",
     "Unauthorized": "pipeline.errors",
     "SessionIds": "pipeline.ids",
+    "InputDevice": "pipeline.microphone",
+    "find_device": "pipeline.microphone",
+    "list_devices": "pipeline.microphone",
+    "microphone": "pipeline.microphone",
     "Outbox": "pipeline.outbox",
     "SourceCounts": "pipeline.outbox",
     "Secret": "pipeline.redaction",
@@ -49,11 +54,13 @@ _EXPORTS = {
 __all__ = [
     "SAMPLE_RATE",
     "AppState",
+    "AudioDeviceError",
     "AudioFrame",
     "BackoffPolicy",
     "BadConfig",
     "ConnectionLost",
     "GaveUp",
+    "InputDevice",
     "LiveListenerError",
     "Outbox",
     "Phase",
@@ -67,7 +74,10 @@ __all__ = [
     "SourceCounts",
     "TlsError",
     "Unauthorized",
+    "find_device",
     "from_samples",
+    "list_devices",
+    "microphone",
     "read_wav",
     "reduce",
     "retry_with_backoff",
@@ -88,6 +98,7 @@ if TYPE_CHECKING:
     from pipeline.audio import SAMPLE_RATE, AudioFrame
     from pipeline.config import SessionConfig
     from pipeline.errors import (
+        AudioDeviceError,
         BadConfig,
         ConnectionLost,
         LiveListenerError,
@@ -96,6 +107,7 @@ if TYPE_CHECKING:
         Unauthorized,
     )
     from pipeline.ids import SessionIds
+    from pipeline.microphone import InputDevice, find_device, list_devices, microphone
     from pipeline.outbox import Outbox, SourceCounts
     from pipeline.redaction import Secret
     from pipeline.report import SessionReport
