@@ -36,10 +36,10 @@ _EXPORTS = {
     "TlsError": "pipeline.errors",
     "Unauthorized": "pipeline.errors",
     "SessionIds": "pipeline.ids",
-    "InputDevice": "pipeline.microphone",
-    "find_device": "pipeline.microphone",
-    "list_devices": "pipeline.microphone",
-    "microphone": "pipeline.microphone",
+    "InputDevice": "pipeline.capture",
+    "find_device": "pipeline.capture",
+    "list_devices": "pipeline.capture",
+    "microphone": "pipeline.capture",
     "Outbox": "pipeline.outbox",
     "SourceCounts": "pipeline.outbox",
     "Secret": "pipeline.redaction",
@@ -107,7 +107,7 @@ if TYPE_CHECKING:
         Unauthorized,
     )
     from pipeline.ids import SessionIds
-    from pipeline.microphone import InputDevice, find_device, list_devices, microphone
+    from pipeline.capture import InputDevice, find_device, list_devices, microphone
     from pipeline.outbox import Outbox, SourceCounts
     from pipeline.redaction import Secret
     from pipeline.report import SessionReport

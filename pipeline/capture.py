@@ -303,14 +303,18 @@ class _Capture:
         self.observer.on_error(AudioDeviceError(reason))
 
     def close(self) -> None:
-        """Stop and close the stream (idempotent); blocks still on their way are ignored."""
+        """Stop and close the stream (idempotent); blocks still on their way are ignored.
+
+        `abort`, not `stop`: stopping waits for PortAudio's thread to drain, and that wait
+        can hang when the sound server died under it; aborting cancels the thread.
+        """
         global _open_streams
         if self.done:
             return
         self.done = True
         self.watchdog.dispose()
         try:
-            self.stream.stop(ignore_errors=True)
+            self.stream.abort(ignore_errors=True)
         finally:
             self.stream.close(ignore_errors=True)
             _open_streams -= 1
