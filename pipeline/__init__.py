@@ -96,6 +96,7 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:
     from operators.backoff import BackoffPolicy, GaveUp, Retry, retry_with_backoff
     from pipeline.audio import SAMPLE_RATE, AudioFrame
+    from pipeline.capture import InputDevice, find_device, list_devices, microphone
     from pipeline.config import SessionConfig
     from pipeline.errors import (
         AudioDeviceError,
@@ -107,7 +108,6 @@ if TYPE_CHECKING:
         Unauthorized,
     )
     from pipeline.ids import SessionIds
-    from pipeline.capture import InputDevice, find_device, list_devices, microphone
     from pipeline.outbox import Outbox, SourceCounts
     from pipeline.redaction import Secret
     from pipeline.report import SessionReport

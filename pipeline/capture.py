@@ -27,7 +27,15 @@ from reactivex.disposable import Disposable
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
 from operators.rechunk import rechunk
-from pipeline.audio import DEFAULT_FRAME_MS, AudioBlock, AudioFrame, Converter, check_source
+from pipeline.audio import (
+    DEFAULT_FRAME_MS,
+    SAMPLE_RATE,
+    AudioBlock,
+    AudioFrame,
+    Converter,
+    check_source,
+    frame_samples,
+)
 from pipeline.errors import AudioDeviceError
 
 DeviceSpec = int | str | None
@@ -155,7 +163,7 @@ def microphone(
     frame_ms: int = DEFAULT_FRAME_MS,
     channels: int | None = None,
     samplerate: float | None = None,
-    blocksize: int = 0,
+    blocksize: int | None = None,
     stall_timeout: float = 5.0,
     scheduler: abc.SchedulerBase | None = None,
 ) -> Observable[AudioFrame]:
@@ -163,14 +171,19 @@ def microphone(
 
     The device records at its own rate and channel count (`samplerate`/`channels`
     override them; at most two channels by default) and frames come out as 16 kHz mono
-    with `seq` counting from 0. Subscribe on a running asyncio loop. The stream fails with
+    with `seq` counting from 0. PortAudio calls back once per `blocksize` device frames:
+    by default one frame's worth (fewer, larger hand-offs than PortAudio's own choice,
+    which `blocksize=0` asks for). Subscribe on a running asyncio loop. The stream fails with
     `AudioDeviceError` when the device cannot be opened, or when it delivers nothing for
     `stall_timeout` seconds (the sound server went away). Disposal stops and closes it.
     """
     check_source(source)
     if stall_timeout <= 0:
         raise ValueError("stall_timeout must be positive")
-    blocks = _device_blocks(device, channels, samplerate, blocksize, stall_timeout, scheduler)
+    seconds_per_block = frame_samples(frame_ms) / SAMPLE_RATE
+    blocks = _device_blocks(
+        device, channels, samplerate, blocksize, seconds_per_block, stall_timeout, scheduler
+    )
     return blocks.pipe(rechunk(frame_ms, source))
 
 
@@ -178,7 +191,8 @@ def _device_blocks(
     device: DeviceSpec,
     channels: int | None,
     samplerate: float | None,
-    blocksize: int,
+    blocksize: int | None,
+    seconds_per_block: float,
     stall_timeout: float,
     scheduler: abc.SchedulerBase | None,
 ) -> Observable[AudioBlock]:
@@ -193,7 +207,15 @@ def _device_blocks(
         clock = scheduler or sub_scheduler or AsyncIOScheduler(loop)
         try:
             capture = _Capture(
-                observer, loop, clock, device, channels, samplerate, blocksize, stall_timeout
+                observer,
+                loop,
+                clock,
+                device,
+                channels,
+                samplerate,
+                blocksize,
+                seconds_per_block,
+                stall_timeout,
             )
         except AudioDeviceError as exc:
             observer.on_error(exc)
@@ -214,7 +236,8 @@ class _Capture:
         device: DeviceSpec,
         channels: int | None,
         samplerate: float | None,
-        blocksize: int,
+        blocksize: int | None,
+        seconds_per_block: float,
         stall_timeout: float,
     ) -> None:
         global _open_streams
@@ -227,6 +250,8 @@ class _Capture:
         found = find_device(device)
         channel_count = channels or min(found.channels, 2)
         rate = samplerate or found.samplerate
+        if blocksize is None:
+            blocksize = round(rate * seconds_per_block)
         self.converter = Converter(round(rate), channel_count)
         self.log = logger.bind(device=found.name)
         try:
