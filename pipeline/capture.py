@@ -13,7 +13,9 @@ backend, the demo) works on machines without PortAudio.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import threading
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -51,7 +53,8 @@ NO_DEVICES = (
 )
 PICK_ONE = "pick one by name (any unique part of it) or index with --device"
 
-_open_streams = 0  # streams of this module that are open: PortAudio may not be re-scanned
+_open_streams = 0  # streams of this module not yet closed: PortAudio may not be re-scanned
+_exit_hook = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +78,14 @@ class InputDevice:
 
 def sounddevice_module() -> ModuleType:
     """`sounddevice`, imported on first use; a missing PortAudio is an `AudioDeviceError`."""
+    global _exit_hook
     try:
         import sounddevice
     except OSError as exc:  # sounddevice raises OSError when libportaudio cannot be loaded
         raise AudioDeviceError(NO_PORTAUDIO) from exc
+    if not _exit_hook:  # registered after sounddevice's own handler, so it runs before it
+        atexit.register(_join_closers)
+        _exit_hook = True
     module: ModuleType = sounddevice
     return module
 
@@ -156,6 +163,19 @@ def find_device(device: DeviceSpec = None) -> InputDevice:
     return next(d for d in devices if d.name == info["name"] and d.index == info["index"])
 
 
+@dataclass(frozen=True, slots=True)
+class CaptureOptions:
+    """How `microphone()` opens its device (see there)."""
+
+    device: DeviceSpec = None
+    channels: int | None = None
+    samplerate: float | None = None
+    blocksize: int | None = None
+    block_seconds: float = DEFAULT_FRAME_MS / 1000
+    start_timeout: float = 10.0
+    stall_timeout: float = 5.0
+
+
 def microphone(
     device: DeviceSpec = None,
     source: str = "mic",
@@ -164,6 +184,7 @@ def microphone(
     channels: int | None = None,
     samplerate: float | None = None,
     blocksize: int | None = None,
+    start_timeout: float = 10.0,
     stall_timeout: float = 5.0,
     scheduler: abc.SchedulerBase | None = None,
 ) -> Observable[AudioFrame]:
@@ -173,28 +194,30 @@ def microphone(
     override them; at most two channels by default) and frames come out as 16 kHz mono
     with `seq` counting from 0. PortAudio calls back once per `blocksize` device frames:
     by default one frame's worth (fewer, larger hand-offs than PortAudio's own choice,
-    which `blocksize=0` asks for). Subscribe on a running asyncio loop. The stream fails with
-    `AudioDeviceError` when the device cannot be opened, or when it delivers nothing for
-    `stall_timeout` seconds (the sound server went away). Disposal stops and closes it.
+    which `blocksize=0` asks for). Subscribe on a running asyncio loop.
+
+    The stream fails with `AudioDeviceError` when the device cannot be opened, when its
+    first block takes longer than `start_timeout` seconds, or when it then delivers
+    nothing for `stall_timeout` seconds (the sound server died or hangs). Disposal stops
+    and closes it.
     """
     check_source(source)
-    if stall_timeout <= 0:
-        raise ValueError("stall_timeout must be positive")
-    seconds_per_block = frame_samples(frame_ms) / SAMPLE_RATE
-    blocks = _device_blocks(
-        device, channels, samplerate, blocksize, seconds_per_block, stall_timeout, scheduler
+    if start_timeout <= 0 or stall_timeout <= 0:
+        raise ValueError("start_timeout and stall_timeout must be positive")
+    options = CaptureOptions(
+        device=device,
+        channels=channels,
+        samplerate=samplerate,
+        blocksize=blocksize,
+        block_seconds=frame_samples(frame_ms) / SAMPLE_RATE,
+        start_timeout=start_timeout,
+        stall_timeout=stall_timeout,
     )
-    return blocks.pipe(rechunk(frame_ms, source))
+    return _device_blocks(options, scheduler).pipe(rechunk(frame_ms, source))
 
 
 def _device_blocks(
-    device: DeviceSpec,
-    channels: int | None,
-    samplerate: float | None,
-    blocksize: int | None,
-    seconds_per_block: float,
-    stall_timeout: float,
-    scheduler: abc.SchedulerBase | None,
+    options: CaptureOptions, scheduler: abc.SchedulerBase | None
 ) -> Observable[AudioBlock]:
     def subscribe(
         observer: abc.ObserverBase[AudioBlock], sub_scheduler: abc.SchedulerBase | None = None
@@ -206,17 +229,7 @@ def _device_blocks(
             return Disposable()
         clock = scheduler or sub_scheduler or AsyncIOScheduler(loop)
         try:
-            capture = _Capture(
-                observer,
-                loop,
-                clock,
-                device,
-                channels,
-                samplerate,
-                blocksize,
-                seconds_per_block,
-                stall_timeout,
-            )
+            capture = _Capture(observer, loop, clock, options)
         except AudioDeviceError as exc:
             observer.on_error(exc)
             return Disposable()
@@ -226,59 +239,82 @@ def _device_blocks(
 
 
 class _Capture:
-    """One open input stream and its hand-off to the loop."""
+    """One input stream and its hand-off to the loop.
+
+    The device is looked up on the loop (PortAudio answers from its list), but opened and
+    started on a thread of its own: with a sound server that hangs, opening blocks, and
+    the start watchdog turns that into an error instead of a frozen loop.
+    """
 
     def __init__(
         self,
         observer: abc.ObserverBase[AudioBlock],
         loop: asyncio.AbstractEventLoop,
         clock: abc.SchedulerBase,
-        device: DeviceSpec,
-        channels: int | None,
-        samplerate: float | None,
-        blocksize: int | None,
-        seconds_per_block: float,
-        stall_timeout: float,
+        options: CaptureOptions,
     ) -> None:
         global _open_streams
-        self.observer, self.loop, self.clock = observer, loop, clock
-        self.stall_timeout = stall_timeout
-        self.done = False
+        self.observer, self.loop, self.clock, self.options = observer, loop, clock, options
+        self.done = self.started = False
+        self.stream: Any = None
         self.overflows = 0
-        sd = sounddevice_module()
-        self.sd = sd
-        found = find_device(device)
-        channel_count = channels or min(found.channels, 2)
-        rate = samplerate or found.samplerate
-        if blocksize is None:
-            blocksize = round(rate * seconds_per_block)
-        self.converter = Converter(round(rate), channel_count)
-        self.log = logger.bind(device=found.name)
+        self.sd = sounddevice_module()
+        self.device = find_device(options.device)
+        self.channels = options.channels or min(self.device.channels, 2)
+        self.rate = options.samplerate or self.device.samplerate
+        self.blocksize = options.blocksize
+        if self.blocksize is None:
+            self.blocksize = round(self.rate * options.block_seconds)
+        self.converter = Converter(round(self.rate), self.channels)
+        self.log = logger.bind(device=self.device.name)
+        self.last_block = self._now()
+        period = min(options.start_timeout, options.stall_timeout) / 4
+        self.watchdog = reactivex.interval(period, clock).subscribe(self._check_stall)
+        self.disposable = Disposable(self.close)
+        with _closing_lock:
+            _open_streams += 1  # from here until the opener's stream is closed
+        threading.Thread(target=self._open, name="live-listener-open-input", daemon=True).start()
+
+    # -- the opener's thread --------------------------------------------------------
+
+    def _open(self) -> None:
+        global _open_streams
+        sd, device = self.sd, self.device
         try:
-            self.stream = sd.InputStream(
-                device=found.index,
-                channels=channel_count,
-                samplerate=rate,
+            stream = sd.InputStream(
+                device=device.index,
+                channels=self.channels,
+                samplerate=self.rate,
                 dtype="float32",
-                blocksize=blocksize,
+                blocksize=self.blocksize,
                 callback=self._callback,
                 finished_callback=self._finished,
             )
         except (sd.PortAudioError, ValueError) as exc:
-            raise AudioDeviceError(
-                f"cannot open input device {found.index} ({found.name}) at {rate:.0f} Hz, "
-                f"{channel_count} ch: {exc}; {PICK_ONE}, or start the sound server"
-            ) from exc
-        _open_streams += 1
-        self.last_block = self._now()
-        self.watchdog = reactivex.interval(stall_timeout / 4, clock).subscribe(self._check_stall)
-        self.disposable = Disposable(self.close)
+            with _closing_lock:
+                _open_streams -= 1
+            self._to_loop(
+                self._fail,
+                f"cannot open input device {device.index} ({device.name}) at "
+                f"{self.rate:.0f} Hz, {self.channels} ch: {exc}; {PICK_ONE}, "
+                "or start the sound server",
+            )
+            return
         try:
-            self.stream.start()
+            stream.start()
         except sd.PortAudioError as exc:
-            self.close()
-            raise AudioDeviceError(f"cannot start input device {found.name}: {exc}") from exc
-        self.log.info("capturing from {} ({:.0f} Hz, {} ch)", found.name, rate, channel_count)
+            _close_stream(stream)
+            self._to_loop(self._fail, f"cannot start input device {device.name}: {exc}")
+            return
+        if not self._to_loop(self._opened, stream):
+            _close_stream(stream)
+
+    def _to_loop(self, action: Any, *args: Any) -> bool:
+        try:
+            self.loop.call_soon_threadsafe(action, *args)
+        except RuntimeError:  # the loop is closed
+            return False
+        return True
 
     def _now(self) -> float:
         return self.clock.to_seconds(self.clock.now)
@@ -299,11 +335,20 @@ class _Capture:
 
     # -- the loop -------------------------------------------------------------------
 
+    def _opened(self, stream: Any) -> None:
+        if self.done:  # disposed (or failed) while the device was opening
+            _close_in_background(stream)
+            return
+        self.stream = stream
+        self.log.info(
+            "capturing from {} ({:.0f} Hz, {} ch)", self.device.name, self.rate, self.channels
+        )
+
     def _on_block(self, data: npt.NDArray[np.float32], overflowed: bool) -> None:
         if self.done:
             return
         now = self._now()
-        self.last_block = now
+        self.last_block, self.started = now, True
         if overflowed:
             self.overflows += 1
             self.log.warning("input overflow: the device dropped audio ({} so far)", self.overflows)
@@ -312,35 +357,82 @@ class _Capture:
             self.observer.on_next(AudioBlock(samples, captured_at=now))
 
     def _on_finished(self) -> None:
-        self._fail("the audio stream stopped by itself (the device or sound server went away)")
+        self._fail(
+            "the audio stream stopped by itself: the device or sound server went away; "
+            "restart it and start capturing again"
+        )
 
     def _check_stall(self, _: int) -> None:
-        if not self.done and self._now() - self.last_block > self.stall_timeout:
+        quiet = self._now() - self.last_block
+        if self.done:
+            return
+        if not self.started and quiet > self.options.start_timeout:
             self._fail(
-                f"no audio from the input device for {self.stall_timeout:.1f} s: the sound "
-                "server or device stopped; restart it and start capturing again"
+                f"the input device delivered no audio within {self.options.start_timeout:.1f} s "
+                "of starting: the sound server or device does not respond; restart it, or "
+                f"{PICK_ONE}"
+            )
+        elif self.started and quiet > self.options.stall_timeout:
+            self._fail(
+                f"no audio from the input device for {self.options.stall_timeout:.1f} s: the "
+                "sound server or device stopped; restart it and start capturing again"
             )
 
     def _fail(self, reason: str) -> None:
         if self.done:
             return
         self.close()
+        self.log.warning("capture failed: {}", reason)
         self.observer.on_error(AudioDeviceError(reason))
 
     def close(self) -> None:
         """Stop and close the stream (idempotent); blocks still on their way are ignored.
 
-        `abort`, not `stop`: stopping waits for PortAudio's thread to drain, and that wait
-        can hang when the sound server died under it; aborting cancels the thread.
+        The stream is aborted and closed on a thread of its own, never on the loop: with a
+        sound server that hangs, PortAudio's abort waits until the server answers again.
         """
-        global _open_streams
         if self.done:
             return
         self.done = True
         self.watchdog.dispose()
-        try:
-            self.stream.abort(ignore_errors=True)
-        finally:
-            self.stream.close(ignore_errors=True)
+        if self.stream is not None:  # else the opener closes what it opens
+            _close_in_background(self.stream)
+        self.log.info("capture stopped")
+
+
+_closing_lock = threading.Lock()
+_closers: set[threading.Thread] = set()
+JOIN_AT_EXIT = 2.0  # seconds to let streams finish closing before PortAudio terminates
+
+
+def _close_stream(stream: Any) -> None:
+    """Abort (not stop: stop waits for buffers) and close; may block while a server hangs."""
+    global _open_streams
+    try:
+        stream.abort(ignore_errors=True)
+    finally:
+        stream.close(ignore_errors=True)
+        with _closing_lock:
             _open_streams -= 1
-            self.log.info("capture stopped")
+
+
+def _close_in_background(stream: Any) -> None:
+    def close() -> None:
+        try:
+            _close_stream(stream)
+        finally:
+            with _closing_lock:
+                _closers.discard(thread)
+
+    thread = threading.Thread(target=close, name="live-listener-close-input", daemon=True)
+    with _closing_lock:
+        _closers.add(thread)
+    thread.start()
+
+
+def _join_closers() -> None:
+    """At exit, before sounddevice terminates PortAudio: let closing streams finish."""
+    with _closing_lock:
+        pending = list(_closers)
+    for thread in pending:
+        thread.join(JOIN_AT_EXIT)
