@@ -2,9 +2,12 @@
 
 PortAudio calls back on its own thread. Each block is copied there and handed to the
 asyncio loop with `call_soon_threadsafe`; on the loop it is converted to 16 kHz mono
-(soxr, via `Converter`) and cut into exact frames by `rechunk`. Callbacks, not blocking
-reads: a read can hang for good when the sound server dies, a callback stream just goes
-quiet — which a watchdog on the scheduler turns into an `AudioDeviceError`.
+(soxr, via `Converter`) and cut into exact frames by `rechunk`.
+
+Nothing here may block the loop, even when the sound server dies or hangs: capture uses
+callbacks, not blocking reads (a read can wait forever); the device is opened and closed
+on threads of their own (both talk to the server); and watchdogs on the scheduler turn a
+device that never starts, or goes quiet, into an `AudioDeviceError`.
 
 sounddevice is imported on first use, so the rest of the library (files, tones, the
 backend, the demo) works on machines without PortAudio.
