@@ -28,6 +28,7 @@ _EXPORTS = {
     "Retry": "operators.backoff",
     "retry_with_backoff": "operators.backoff",
     "SessionConfig": "pipeline.config",
+    "AudioDeviceError": "pipeline.errors",
     "BadConfig": "pipeline.errors",
     "ConnectionLost": "pipeline.errors",
     "LiveListenerError": "pipeline.errors",
@@ -35,6 +36,10 @@ _EXPORTS = {
     "TlsError": "pipeline.errors",
     "Unauthorized": "pipeline.errors",
     "SessionIds": "pipeline.ids",
+    "InputDevice": "pipeline.capture",
+    "find_device": "pipeline.capture",
+    "list_devices": "pipeline.capture",
+    "microphone": "pipeline.capture",
     "Outbox": "pipeline.outbox",
     "SourceCounts": "pipeline.outbox",
     "Secret": "pipeline.redaction",
@@ -49,11 +54,13 @@ _EXPORTS = {
 __all__ = [
     "SAMPLE_RATE",
     "AppState",
+    "AudioDeviceError",
     "AudioFrame",
     "BackoffPolicy",
     "BadConfig",
     "ConnectionLost",
     "GaveUp",
+    "InputDevice",
     "LiveListenerError",
     "Outbox",
     "Phase",
@@ -67,7 +74,10 @@ __all__ = [
     "SourceCounts",
     "TlsError",
     "Unauthorized",
+    "find_device",
     "from_samples",
+    "list_devices",
+    "microphone",
     "read_wav",
     "reduce",
     "retry_with_backoff",
@@ -86,8 +96,10 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:
     from operators.backoff import BackoffPolicy, GaveUp, Retry, retry_with_backoff
     from pipeline.audio import SAMPLE_RATE, AudioFrame
+    from pipeline.capture import InputDevice, find_device, list_devices, microphone
     from pipeline.config import SessionConfig
     from pipeline.errors import (
+        AudioDeviceError,
         BadConfig,
         ConnectionLost,
         LiveListenerError,

@@ -76,6 +76,7 @@ class SessionConfig:
     buffer_seconds: float = 120.0
     frame_ms: int = DEFAULT_FRAME_MS
     binary: bool = False
+    level_interval: float = 0.1  # seconds between level events per source; 0: every frame
     verify_tls: bool | ssl.SSLContext = True
     max_message_bytes: int = 4 * 1024 * 1024
     client_features: ClientFeatures = field(default_factory=ClientFeatures)
@@ -88,6 +89,8 @@ class SessionConfig:
             raise ValueError(f"protocol must be auto, 0.2 or 0.3, got {self.protocol!r}")
         if self.heartbeat <= 0 or self.connect_timeout <= 0 or self.buffer_seconds <= 0:
             raise ValueError("heartbeat, connect_timeout and buffer_seconds must be positive")
+        if self.level_interval < 0:
+            raise ValueError("level_interval must be >= 0")
         frame_samples(self.frame_ms)
 
     @property

@@ -66,6 +66,11 @@ class ConnectionLost(LiveListenerError):
         self.close_code = close_code
 
 
+class AudioDeviceError(LiveListenerError):
+    """Audio capture cannot start or has stopped. The message names the cause and the fix
+    (install PortAudio, start a sound server, pick another device)."""
+
+
 def decide(error: Exception, *, busy_floor: float = BUSY_FLOOR) -> Decision:
     """Retry or give up: the single classification of failures."""
     if isinstance(error, Unauthorized):

@@ -22,6 +22,7 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import BehaviorSubject, Subject
 
 from operators.backoff import Decision, GaveUp, Retry, retry_with_backoff
+from operators.level import level_meter
 from pipeline import errors
 from pipeline.audio import AudioFrame
 from pipeline.config import SessionConfig
@@ -174,14 +175,32 @@ class Session:
         link_sub = link.subscribe(
             self._on_link, self._on_link_error, self._on_link_completed, scheduler=scheduler
         )
+        frames: Subject[AudioFrame] = Subject()  # the captured frames, for the level meter
+        meter_sub = frames.pipe(level_meter(self.config.level_interval)).subscribe(
+            self._emit, scheduler=scheduler
+        )
+
+        def on_frame(frame: AudioFrame) -> None:
+            outbox.push(frame)
+            frames.on_next(frame)
+
+        def on_audio_error(error: Exception) -> None:
+            frames.on_completed()
+            self._on_audio_error(error)
+
+        def on_audio_end() -> None:
+            frames.on_completed()
+            self._end_audio()
+
         with demand_scope(demand):
             self._audio_sub = self._audio.subscribe(
-                outbox.push, self._on_audio_error, self._end_audio, scheduler=scheduler
+                on_frame, on_audio_error, on_audio_end, scheduler=scheduler
             )
         try:
             end = await asyncio.shield(done)
         finally:
             self._audio_sub.dispose()
+            meter_sub.dispose()
             link_sub.dispose()
             if memo.tasks:
                 await asyncio.gather(*memo.tasks, return_exceptions=True)

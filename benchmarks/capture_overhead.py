@@ -1,0 +1,262 @@
+"""CPU cost of the capture -> socket path, per second of real-time audio.
+
+Three ways of putting the same real-time audio onto a WebSocket, measured in one run,
+alternating, several times each (medians):
+
+  pipeline (mic)   paplay -> PulseAudio null sink -> PortAudio -> microphone() (soxr,
+                   rechunk) -> Session (outbox, level meter, state) -> aiohttp -> backend
+  pipeline (file)  wav_file(realtime=True) -> the same Session: the path without a device
+  plain loop       the same audio cut into 20 ms frames, paced with asyncio.sleep and
+                   written by a bare aiohttp loop as JSON audio messages: the baseline
+
+The figure is this process's CPU time (every thread, PortAudio's callback thread too)
+over a steady-state window, divided by the seconds of audio captured in it: from the first
+frame (the device has started; connecting is done) for `--seconds` of audio. Starting the
+device is reported on its own: PortAudio's ALSA path over PulseAudio can spin for a second
+or two before the first block. The backend runs in a process of its own and the sound
+server is one too, so neither is counted.
+
+    python benchmarks/capture_overhead.py            # about 1.5 minutes
+    python benchmarks/capture_overhead.py --smoke    # a few seconds, for the test suite
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import wave
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+
+from pipeline.audio import SAMPLE_RATE, frame_samples
+from pipeline.capture import list_devices, microphone
+from pipeline.config import SessionConfig
+from pipeline.session import Session
+from pipeline.sources import read_wav, wav_file
+from tests.audio.pulse import PulseServer, start_pulse
+
+FRAME_S = 0.02
+Run = Callable[[], Awaitable[tuple[float, float]]]  # -> (CPU seconds, audio seconds sent)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_backend_process(port: int) -> subprocess.Popen[bytes]:
+    """The embedded backend, in a process of its own."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the backend did not start within 20 s")
+
+
+def make_wav(path: Path, seconds: float, rate: int = 44_100) -> Path:
+    """Stereo 44.1 kHz audio with some structure: two tones under an envelope, and noise."""
+    t = np.arange(round(seconds * rate)) / rate
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 1.7 * t)
+    signal = envelope * (np.sin(2 * np.pi * 220 * t) + 0.5 * np.sin(2 * np.pi * 1234 * t))
+    signal += 0.05 * np.random.default_rng(1).standard_normal(len(t))
+    mono = np.clip(signal * 8000, -32768, 32767).astype("<i2")
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(2)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(np.repeat(mono[:, None], 2, axis=1).tobytes())
+    return path
+
+
+class Window:
+    """CPU time and audio over a steady-state window of a running Session: from its first
+    captured frame (the device has started) until `frames` more were captured."""
+
+    def __init__(self, session: Session, source: str, frames: int) -> None:
+        self.session, self.source, self.frames = session, source, frames
+        self.started = asyncio.Event()
+        self.finished = asyncio.Event()
+        self.began_cpu = self.start_cpu = time.process_time()
+        self.start_frame = 0
+        self.cpu = 0.0
+        self.unlisten = session.outbox.listen(self._changed)
+
+    def _captured(self) -> int:
+        counts = self.session.outbox.counts().get(self.source)
+        return 0 if counts is None else counts.captured
+
+    def _changed(self) -> None:
+        captured = self._captured()
+        if not self.started.is_set() and captured:
+            self.start_cpu, self.start_frame = time.process_time(), captured
+            self.started.set()
+        elif not self.finished.is_set() and captured >= self.start_frame + self.frames:
+            self.cpu = time.process_time() - self.start_cpu
+            self.finished.set()
+            self.unlisten()
+
+    @property
+    def startup_cpu(self) -> float:
+        return self.start_cpu - self.began_cpu
+
+
+async def pipeline_mic(
+    url: str, pulse: PulseServer, wav: Path, seconds: float, startups: list[float]
+) -> tuple[float, float]:
+    session = Session(SessionConfig(url=url), microphone(source="mic"))
+    window = Window(session, "mic", round(seconds / FRAME_S))
+    player = pulse.play(wav)
+    running = asyncio.create_task(session.run())
+    try:
+        await asyncio.wait_for(window.finished.wait(), seconds + 30)
+        await session.stop()
+        await asyncio.wait_for(running, 30)
+    finally:
+        player.kill()
+        player.wait()
+    startups.append(window.startup_cpu)
+    return window.cpu, window.frames * FRAME_S
+
+
+async def pipeline_file(url: str, wav: Path, seconds: float) -> tuple[float, float]:
+    session = Session(SessionConfig(url=url), wav_file(wav, realtime=True))
+    window = Window(session, "system", round(seconds / FRAME_S))
+    await asyncio.wait_for(session.run(), seconds + 30)
+    return window.cpu, window.frames * FRAME_S
+
+
+async def plain_loop(url: str, frames: list[bytes]) -> tuple[float, float]:
+    """The least a client can do: connect, start, write paced frames, stop."""
+    session_id = str(uuid.uuid4())
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        await _expect(ws, "connected")
+        start = {
+            "type": "start",
+            "session_id": session_id,
+            "attempt_id": str(uuid.uuid4()),
+            "connection_id": str(uuid.uuid4()),
+            "sample_rate": SAMPLE_RATE,
+            "format": "pcm_s16le",
+            "channels": 1,
+        }
+        await ws.send_str(json.dumps(start))
+        await _expect(ws, "streaming")
+        loop = asyncio.get_running_loop()
+        began, cpu = loop.time(), time.process_time()
+        for seq, pcm in enumerate(frames):
+            delay = began + (seq + 1) * FRAME_S - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            data = base64.b64encode(pcm).decode()
+            await ws.send_str(json.dumps({"type": "audio", "source": "system", "data": data}))
+        spent = time.process_time() - cpu
+        await ws.send_str(json.dumps({"type": "stop", "session_id": session_id}))
+        async for message in ws:
+            text = message.data if message.type is aiohttp.WSMsgType.TEXT else "{}"
+            if json.loads(text).get("type") == "final_summary":
+                break
+    return spent, len(frames) * FRAME_S
+
+
+async def _expect(ws: aiohttp.ClientWebSocketResponse, state: str) -> None:
+    while True:
+        body = json.loads(await ws.receive_str())
+        if body.get("type") == "status" and body.get("state") == state:
+            return
+
+
+async def measure(
+    seconds: float, repetitions: int, work: Path, startups: list[float]
+) -> dict[str, list[float]]:
+    pulse = start_pulse(work / "pulse")
+    os.environ.update(pulse.env)  # before PortAudio loads: it lists devices once
+    port = free_port()
+    backend = start_backend_process(port)
+    url = f"ws://127.0.0.1:{port}/ws/live-listener"
+    try:
+        if not list_devices():
+            raise RuntimeError("PortAudio sees no input device on the test sound server")
+        file_wav = make_wav(work / "audio.wav", seconds + 1)  # the window starts late
+        long_wav = make_wav(work / "long.wav", seconds + 6)  # room for the device to start
+        samples = read_wav(file_wav)[: round(seconds * SAMPLE_RATE)]
+        size = frame_samples()
+        frames = [samples[i : i + size].tobytes() for i in range(0, len(samples) - size + 1, size)]
+        runs: dict[str, Run] = {
+            "pipeline (mic)": lambda: pipeline_mic(url, pulse, long_wav, seconds, startups),
+            "pipeline (file)": lambda: pipeline_file(url, file_wav, seconds),
+            "plain loop": lambda: plain_loop(url, frames),
+        }
+        results: dict[str, list[float]] = {name: [] for name in runs}
+        names = list(runs)
+        for repetition in range(repetitions):
+            order = names if repetition % 2 == 0 else names[::-1]  # ABC CBA ...
+            for name in order:
+                cpu, audio = await runs[name]()
+                results[name].append(cpu / audio)
+                print(
+                    f"  run {repetition + 1} {name:<16} {cpu:6.3f} CPU s / {audio:5.2f} audio s"
+                    f" = {cpu / audio:.4f}",
+                    flush=True,
+                )
+        return results
+    finally:
+        backend.terminate()
+        backend.wait(10)
+        pulse.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="audio per run (default 8)")
+    parser.add_argument("--repetitions", type=int, default=3, help="runs per variant (default 3)")
+    parser.add_argument("--smoke", action="store_true", help="one short run of each variant")
+    args = parser.parse_args(argv)
+    seconds, repetitions = (2.0, 1) if args.smoke else (args.seconds, args.repetitions)
+    print(f"capture overhead: {repetitions} x {seconds:.0f} s of real-time audio per variant")
+    startups: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="ll-bench-") as work:
+        results = asyncio.run(measure(seconds, repetitions, Path(work), startups))
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    baseline = medians["plain loop"]
+    print("median CPU seconds per second of audio:")
+    for name, value in medians.items():
+        print(f"  {name:<16} {value:.4f}  ({value / baseline:.2f}x the plain loop)")
+    print(
+        f"start (connecting, device start: before the first frame, not above): "
+        f"median {statistics.median(startups):.2f} CPU s, max {max(startups):.2f}"
+    )
+    mic, file = medians["pipeline (mic)"], medians["pipeline (file)"]
+    print(
+        f"SUMMARY capture->socket {mic:.4f} CPU s per audio s ({mic * 100:.2f}% of a core), "
+        f"{mic / baseline:.2f}x the plain loop ({baseline:.4f}); "
+        f"without the device {file:.4f} ({file / baseline:.2f}x)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""The capture-overhead benchmark runs end to end (a few seconds) and reports its figures."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SUMMARY = re.compile(
+    r"^SUMMARY capture->socket (?P<mic>[\d.]+) CPU s per audio s .*?"
+    r"(?P<ratio>[\d.]+)x the plain loop \((?P<plain>[\d.]+)\)",
+    re.MULTILINE,
+)
+
+
+def test_capture_overhead_smoke_run_prints_its_ratio() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "capture_overhead.py"), "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = SUMMARY.search(done.stdout)
+    assert found, done.stdout
+    mic, ratio, plain = (float(found[name]) for name in ("mic", "ratio", "plain"))
+    assert mic > 0
+    assert plain > 0
+    assert abs(ratio - mic / plain) < 0.02  # the printed figures agree
+    assert "pipeline (file)" in done.stdout
