@@ -39,6 +39,9 @@ def serve(conn: Connection) -> None:
     from backend.pocketsphinx_asr import PocketsphinxRecognizer, build_decoder
 
     decoder = build_decoder()
+    # The decoder adapts its cepstral mean to what it hears; a reused decoder would start
+    # every new stream from the last one's voice, and recognise the same audio differently.
+    fresh_cmn = decoder.get_cmn(False)
     conn.send(("ready", None))
     recognizer: PocketsphinxRecognizer | None = None
     while True:
@@ -52,6 +55,7 @@ def serve(conn: Connection) -> None:
             if op == "open":
                 if recognizer is not None:
                     recognizer.close()
+                decoder.set_cmn(fresh_cmn)
                 recognizer = PocketsphinxRecognizer(lambda: decoder, partial_interval=arg)
                 result: Any = None
             elif recognizer is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import psutil
 import pytest
 
@@ -75,3 +76,20 @@ def test_a_closed_pool_leases_nothing_and_stops_its_processes() -> None:
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     with pytest.raises(RecognizerUnavailable):
         pool.lease()
+
+
+def test_a_reused_decoder_hears_each_stream_afresh(pool: DecoderPool) -> None:
+    """The decoder adapts to a voice as it listens; a new stream must not inherit that."""
+
+    def recognise(pcm: bytes) -> list[tuple[str, float, float]]:
+        recognizer = PooledRecognizer(pool)
+        hypotheses = recognizer.process(pcm) + recognizer.finish()
+        recognizer.close()
+        return [(h.text, h.t0, h.t1) for h in hypotheses if h.final]
+
+    speech = speech_pcm(10.0)
+    samples = np.frombuffer(speech_pcm(), dtype="<i2")
+    reversed_speech = samples[::-1][: 20 * 16_000].tobytes()  # a very different "voice"
+    first = recognise(speech)
+    recognise(reversed_speech)
+    assert recognise(speech) == first

@@ -108,7 +108,7 @@ async def test_a_v02_backend_gets_what_was_never_sent_and_losses_are_counted(
 ) -> None:
     samples = read_wav(SPEECH_WAV)[: 25 * 16_000]
     frames = len(samples) // 320
-    faults = random_faults(4, 8, span=(20, frames * 0.8), kinds=("reset", "blackhole"))
+    faults = random_faults(4, 8, span=(20, frames * 0.6), kinds=("reset", "blackhole"))
     async with (
         make_backend(protocol="0.2", asr="pocketsphinx") as backend,
         ChaosProxy(backend.port, faults, clock="frames") as proxy,
