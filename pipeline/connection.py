@@ -278,7 +278,9 @@ class _Link:
                 self.pending = self.pending or errors.from_server("error_message", message)
             case Ack(source=source, seq=seq):
                 self.outbox.confirm(source, seq)
-            case AsrPartial() | AsrFinal():
+            case AsrPartial() | AsrFinal() if self.protocol == "0.2":
+                # a v0.2 backend ignores seq and counts time from the first frame written;
+                # a v0.3 backend places audio by seq, gaps included: its times are the source's
                 assert isinstance(event, Segment)
                 base = self.outbox.timeline_base(event.source) * self.config.frame_seconds
                 event = event.shifted(base)
