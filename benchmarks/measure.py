@@ -90,9 +90,7 @@ def machine() -> str:
                 model = line.split(":", 1)[1].strip()
                 break
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, load avg {load}"
-    )
+    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, load avg {load}"
 
 
 class Stopwatch:

@@ -193,12 +193,12 @@ class SinkProcess:
         return f"ws://127.0.0.1:{self.port}{PATH}"
 
     async def stats(self) -> dict[str, Any]:
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{self.port}/stats") as response:
-                body: dict[str, Any] = await response.json()
-                return body
+        url = f"http://127.0.0.1:{self.port}/stats"
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            body: dict[str, Any] = await response.json()
+            return body
 
     async def reset(self) -> None:
-        async with aiohttp.ClientSession() as http:
-            async with http.post(f"http://127.0.0.1:{self.port}/reset") as response:
-                response.raise_for_status()
+        url = f"http://127.0.0.1:{self.port}/reset"
+        async with aiohttp.ClientSession() as http, http.post(url) as response:
+            response.raise_for_status()
