@@ -17,6 +17,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from backend.config import BackendConfig
+from backend.server import free_port
 from benchmarks.measure import quiet
 
 
@@ -79,6 +80,42 @@ class BackendProcess:
     def close(self) -> None:
         if self._process.is_alive():
             self.kill()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/live-listener"
+
+
+class Rig:
+    """A port, the backend serving on it, and a spare ready to take over."""
+
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+        self.port = free_port()
+        self.current: BackendProcess | None = None
+        self.spare = BackendProcess(self.port, config)
+
+    async def fresh(self) -> None:
+        """Make the spare the serving backend; the next spare starts spawning."""
+        if self.current is not None:
+            self.current.kill()
+        await self.spare.go()
+        self.current, self.spare = self.spare, BackendProcess(self.port, self.config)
+
+    async def restart_after(self, outage: float) -> float:
+        """Kill the serving backend, wait `outage` s, start the spare; when it listens."""
+        assert self.current is not None
+        await self.spare.ready()  # spawned before the kill, so it loads nothing in the outage
+        self.current.kill()
+        await asyncio.sleep(outage)
+        up_at = await self.spare.go()
+        self.current, self.spare = self.spare, BackendProcess(self.port, self.config)
+        return up_at
+
+    def close(self) -> None:
+        for process in (self.current, self.spare):
+            if process is not None:
+                process.close()
 
     @property
     def url(self) -> str:

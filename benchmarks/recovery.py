@@ -32,8 +32,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from backend.config import BackendConfig
-from backend.server import free_port
-from benchmarks.backend_process import BackendProcess
+from benchmarks.backend_process import Rig
 from benchmarks.measure import alternate, machine, median, percentile, quiet, summary
 from benchmarks.throughput import audio_message, start_message
 from operators.backoff import BackoffPolicy
@@ -90,41 +89,6 @@ class Watch:
                 raise RuntimeError(f"no ack on connection {connection} within {timeout} s")
             await asyncio.sleep(0.002)
         return self.acked_at[connection - 1]
-
-
-class Rig:
-    """A port, the backend serving on it, and a spare ready to take over."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.current: BackendProcess | None = None
-        self.spare = BackendProcess(self.port, BACKEND)
-
-    async def fresh(self) -> None:
-        """Make the spare the serving backend; the next spare starts spawning."""
-        if self.current is not None:
-            self.current.kill()
-        await self.spare.go()
-        self.current, self.spare = self.spare, BackendProcess(self.port, BACKEND)
-
-    async def restart_after(self, outage: float) -> float:
-        """Kill the serving backend, wait `outage` s, start the spare; when it listens."""
-        assert self.current is not None
-        await self.spare.ready()  # spawned before the kill, so it loads nothing in the outage
-        self.current.kill()
-        await asyncio.sleep(outage)
-        up_at = await self.spare.go()
-        self.current, self.spare = self.spare, BackendProcess(self.port, BACKEND)
-        return up_at
-
-    def close(self) -> None:
-        for process in (self.current, self.spare):
-            if process is not None:
-                process.close()
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/live-listener"
 
 
 async def session_recovery(rig: Rig, outage: float) -> Recovery:
@@ -189,7 +153,7 @@ async def main(outage: float, repetitions: int) -> None:
         f"outage {outage:.2f} s, {repetitions} repetitions per arm; backoff full jitter "
         f"{POLICY.initial}..{POLICY.max_delay} s"
     )
-    rig = Rig()
+    rig = Rig(BACKEND)
     try:
         runs = await alternate(
             {

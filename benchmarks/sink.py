@@ -5,9 +5,9 @@ It answers `connected`, `streaming` (v0.3 fields, so clients expect acks), acks 
 frame count. Audio is counted, not decoded: the seq is read from the text, so the sink
 costs little and lives on the other core, away from the client being measured.
 
-With `arrivals=True` it also keeps, per session, `receive time - (seq + 1) * frame_s` for
-every frame (wall clock, comparable across processes): subtract the time the client's
-source started and what remains is each frame's lag behind its capture.
+With `arrivals=True` it also keeps, per session, `(seq, receive time)` of every frame
+(wall clock, comparable across processes): frame `seq` of a real-time source is due
+`(seq + 1) * 20 ms` after the source started, so the client can compute each frame's lag.
 
     with SinkProcess() as sink:
         ... stream to sink.url ...
@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from benchmarks.measure import FRAME_S, cpu_seconds, quiet
+from benchmarks.measure import cpu_seconds, quiet
 
 PATH = "/ws/live-listener"
 _AUDIO = '{"type":"audio"'
@@ -46,7 +46,7 @@ class SinkOptions:
 class _Tally:
     frames: int = 0
     connections: int = 0
-    arrivals: list[float] = field(default_factory=list)
+    arrivals: list[tuple[int, float]] = field(default_factory=list)
 
 
 def seq_of(text: str) -> int:
@@ -103,7 +103,7 @@ class Sink:
                 last_seq = seq_of(text)
                 tally.frames += 1
                 if arrivals:
-                    tally.arrivals.append(time.time() - (last_seq + 1) * FRAME_S)
+                    tally.arrivals.append((last_seq, time.time()))
                 unacked += 1
                 if unacked >= ack_every:
                     unacked = 0
