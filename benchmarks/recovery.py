@@ -192,7 +192,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a few seconds, for the test suite")
     parser.add_argument("--outage", type=float, default=1.0, help="seconds the backend is down")
-    parser.add_argument("--repetitions", type=int, default=20)
+    parser.add_argument("--repetitions", type=int, default=16)
     args = parser.parse_args()
     if args.smoke:
         asyncio.run(main(0.3, 2))
