@@ -41,8 +41,10 @@ pytest: venv deps
 
 test: deps venv lint typecheck pytest
 
+## bench: every benchmark script (a module with a main guard; helpers have none).
 bench: venv
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $$(grep -l '^if __name__ == "__main__":' benchmarks/*.py); do \
+		echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 soak: venv deps
 	LL_SOAK_SECONDS=300 $(BIN)/pytest tests/integration/test_soak.py -s

@@ -28,31 +28,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 
 from backend.asr import Recognizer
 from backend.config import BackendConfig
 from backend.decoder_pool import DecoderPool, PocketsphinxRecognizers, PooledRecognizer
 from backend.pocketsphinx_asr import PocketsphinxRecognizer, build_decoder
 from backend.server import running_backend
+from benchmarks.measure import BYTES_PER_SECOND, MB, percentile, rss
 from pipeline.config import SessionConfig
 from pipeline.protocol import Metrics, ServerEvent
 from pipeline.session import Session
 from pipeline.sources import from_samples
 
 SPEECH = Path(__file__).resolve().parent.parent / "backend" / "samples" / "speech.wav"
-BYTES_PER_SECOND = 32_000
-MB = 1024 * 1024
 
 
 def load_speech(seconds: float | None) -> bytes:
     with wave.open(str(SPEECH), "rb") as wav:
         pcm = wav.readframes(wav.getnframes())
     return pcm if seconds is None else pcm[: round(seconds * 50) * 640]
-
-
-def rss(pid: int | None = None) -> int:
-    return int(psutil.Process(pid).memory_info().rss)
 
 
 # -- baseline: the bare recogniser in this process ---------------------------------
@@ -171,8 +165,7 @@ async def loop_lag(work: Work | None, idle_s: float = 1.0) -> Lag:
         await asyncio.sleep(0.005)
         lags.append((loop.time() - began - 0.005) * 1000)
     await task
-    lags.sort()
-    return Lag(lags[len(lags) // 2], lags[int(len(lags) * 0.99)], lags[-1])
+    return Lag(percentile(lags, 50), percentile(lags, 99), max(lags))
 
 
 async def decode_on(

@@ -84,7 +84,7 @@ def encode_stop(stop: Stop) -> str:
 
 def encode_audio_json(frame: AudioFrame, *, with_seq: bool = True) -> str:
     """The preferred framing: a JSON text frame with base64 PCM (and `seq` in v0.3)."""
-    data = base64.b64encode(frame.pcm).decode("ascii")
+    data = binascii.b2a_base64(frame.pcm, newline=False).decode("ascii")
     # `source` is one of SOURCES, so the string needs no escaping; this is the hot path.
     if with_seq:
         return f'{{"type":"audio","source":"{frame.source}","seq":{frame.seq},"data":"{data}"}}'

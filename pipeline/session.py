@@ -47,6 +47,10 @@ from pipeline.status import (
 )
 
 FLOW_WINDOW_S = 10.0  # audio a waiting source may have in flight before it is held back
+# Audio counts reach the state at most this often (and at once after a quiet spell, and at
+# the end): a real-time stream changes the outbox several times per frame, and a state
+# update per change cost more CPU than sending the frame.
+COUNTS_EVERY_S = 0.05
 _LINK_STATES = frozenset({"connected", "streaming", "error"})
 
 
@@ -101,6 +105,7 @@ class Session:
         self._clock: Callable[[], float] = lambda: 0.0
         self._audio_sub: abc.DisposableBase | None = None
         self._counts_pending = False
+        self._counts_at = float("-inf")  # when counts last reached the state
         self._audio_failure: Exception | None = None
 
     # -- what users watch -----------------------------------------------------------
@@ -154,7 +159,11 @@ class Session:
             demand.set_ready(outbox.unsent < high_water and outbox.held < window)
             if not self._counts_pending:
                 self._counts_pending = True
-                scheduler.schedule(flush)
+                wait = self._counts_at + COUNTS_EVERY_S - self._clock()
+                if wait > 0:
+                    scheduler.schedule_relative(wait, flush)
+                else:
+                    scheduler.schedule(flush)
 
         unlisten = outbox.listen(on_outbox_change)
         self._emit(
@@ -246,6 +255,7 @@ class Session:
 
     def _flush_counts(self) -> None:
         self._counts_pending = False
+        self._counts_at = self._clock()
         self._emit(AudioCounts(at=self._clock(), counts=self._outbox.counts()))
 
     def _classify(self, error: Exception) -> Decision:

@@ -1,0 +1,95 @@
+"""Every benchmark runs in its smoke configuration and ends with a summary line that parses.
+
+Figures are for reading, not asserted on; what is asserted holds on any machine (a count
+is within its bounds, memory per second is at least the audio's own size, ...).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+NUMBER = r"(-?[\d.]+)"
+
+
+def smoke(script: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines, "no output"
+    assert lines[0].startswith("machine: ") and "cores" in lines[0]
+    assert lines[-1].startswith("summary: "), lines[-1]
+    return lines
+
+
+def figure(pattern: str, line: str) -> float:
+    found = re.search(pattern.replace("#", NUMBER), line)
+    assert found is not None, f"no {pattern!r} in {line!r}"
+    return float(found.group(1))
+
+
+def test_throughput_reports_the_pipeline_against_both_bare_clients() -> None:
+    summary = smoke("throughput.py")[-1]
+    fps = figure(r"pipeline # frames/s", summary)
+    realtime = figure(r"= #x real time", summary)
+    assert fps > 0 and realtime > 0
+    assert abs(realtime - fps * 0.02) <= 1  # 20 ms frames: x real time = frames/s * 0.02
+    assert figure(r", #x the aiohttp loop", summary) > 0
+    assert figure(r"aiohttp loop \(# frames/s\)", summary) > 0
+    assert figure(r"websockets \(# frames/s\)", summary) > 0
+
+
+def test_recovery_reports_overhead_percentiles_and_the_floor() -> None:
+    summary = smoke("recovery.py")[-1]
+    p50 = figure(r"overhead p50 # ms", summary)
+    p95 = figure(r"p95 # ms over", summary)
+    assert 0 <= p50 <= p95 < 10_000
+    assert figure(r"over # restarts", summary) == 2
+    assert figure(r"floor p50 # ms", summary) >= 0
+
+
+def test_outage_memory_grows_with_the_buffer_and_stops_at_its_bound() -> None:
+    lines = smoke("outage_memory.py")
+    summary = lines[-1]
+    per_second = figure(r"outage buffer # B per buffered s", summary)
+    assert per_second > 0.8 * 32_000  # holding audio costs at least about its own size
+    assert figure(r"bare deque # B/s", summary) > 0.8 * 32_000
+    assert abs(figure(r"s bound \+?# MB", summary)) < 4  # no growth past the bound
+    session = next(line for line in lines if line.startswith("session"))
+    assert figure(r"captured #", session) == 9000  # 180 s of 20 ms frames
+    assert figure(r"held #", session) == 6000  # the 120 s bound
+    assert figure(r"dropped #", session) == 3000
+
+
+def test_sessions_reports_lag_cpu_and_the_largest_n() -> None:
+    lines = smoke("sessions.py")
+    summary = lines[-1]
+    largest = figure(r"p99 lag < 20 ms: #", summary)
+    assert largest in (0, 1, 5)
+    assert figure(r"N=1 p99 # ms", summary) > 0
+    assert 0 < figure(r"CPU per session #% of a core", summary) < 100
+    measured = [line for line in lines if line.startswith(("session ", "bare "))]
+    assert len(measured) == 4  # both arms at N = 1 and 5
+
+
+def test_storm_reports_peak_attempts_and_recovery_time_per_jitter_mode() -> None:
+    summary = smoke("storm.py")[-1]
+    for mode in ("none", "full"):
+        peak = figure(rf"jitter {mode} peak #", summary)
+        assert 1 <= peak <= 20 * 10  # 20 clients, a few attempts each at most
+        assert (
+            figure(
+                rf"jitter {mode} peak [\d.]+(?: attempts per 100 ms)?, all streaming in # s",
+                summary,
+            )
+            > 0
+        )
