@@ -10,30 +10,37 @@ at full speed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
 
 class Demand:
-    """An open/closed gate; sources await it between frames."""
+    """Whether a waiting source may produce now: a predicate, evaluated when asked.
 
-    def __init__(self) -> None:
-        self._open = asyncio.Event()
-        self._open.set()
+    The consumer calls `poke()` after any change that may open the gate; that is a
+    single check unless a source is actually waiting.
+    """
+
+    def __init__(self, ready: Callable[[], bool] = lambda: True) -> None:
+        self._ready = ready
+        self._waiter: asyncio.Event | None = None
 
     @property
     def ready(self) -> bool:
-        return self._open.is_set()
+        return self._ready()
 
-    def set_ready(self, ready: bool) -> None:
-        if ready:
-            self._open.set()
-        else:
-            self._open.clear()
+    def poke(self) -> None:
+        if self._waiter is not None and self._ready():
+            self._waiter.set()
 
     async def wait(self) -> None:
-        await self._open.wait()
+        while not self._ready():
+            self._waiter = asyncio.Event()
+            try:
+                await self._waiter.wait()
+            finally:
+                self._waiter = None
 
 
 _current: ContextVar[Demand | None] = ContextVar("live_listener_demand", default=None)

@@ -147,16 +147,17 @@ class Session:
         scheduler = self._scheduler or AsyncIOScheduler(loop)
         self._clock = lambda: scheduler.to_seconds(scheduler.now)
         self._done = done = loop.create_future()
-        outbox, demand = self._outbox, Demand()
+        outbox = self._outbox
         memo = LinkMemo(token=self.config.secret)
         window = FLOW_WINDOW_S / self.config.frame_seconds
-        high_water = max(25.0, 1.0 / self.config.frame_seconds)
+        # a waiting source (a file) may run ahead of confirmation by the flow window
+        demand = Demand(lambda: outbox.held < window)
 
         def flush(_: abc.SchedulerBase, __: object = None) -> None:
             self._flush_counts()
 
         def on_outbox_change() -> None:
-            demand.set_ready(outbox.unsent < high_water and outbox.held < window)
+            demand.poke()
             if not self._counts_pending:
                 self._counts_pending = True
                 wait = self._counts_at + COUNTS_EVERY_S - self._clock()

@@ -159,12 +159,16 @@ def _on_demand(
             return Disposable()
 
         async def produce() -> None:
+            now = clock.to_seconds(clock.now)
             for index, frame in enumerate(frames):
                 if not demand.ready:
                     await demand.wait()
+                    now = clock.to_seconds(clock.now)
                 elif index % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)
-                observer.on_next(frame.stamped(clock.to_seconds(clock.now)))
+                    now = clock.to_seconds(clock.now)
+                # frames released in one turn of the loop share its time
+                observer.on_next(frame.stamped(now))
             observer.on_completed()
 
         task = loop.create_task(produce())
