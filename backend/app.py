@@ -410,7 +410,8 @@ class ClientConnection:
 
 def _format_problem(body: dict[str, Any]) -> str | None:
     rate, fmt, channels = body.get("sample_rate"), body.get("format"), body.get("channels")
-    if rate != 16_000 or fmt != "pcm_s16le" or channels != 1:
+    integers = type(rate) is int and type(channels) is int  # not 16000.0, not true
+    if not integers or (rate, fmt, channels) != (16_000, "pcm_s16le", 1):
         got = ", ".join(_short(value) for value in (rate, fmt, channels))
         return f"got {got}; need sample_rate 16000, format pcm_s16le, channels 1"
     return None
