@@ -153,8 +153,11 @@ VALID_START: dict[str, Any] = {
 }
 
 
-def valid_start(session_id: str) -> str:
-    return dumps({**VALID_START, "session_id": session_id, "attempt_id": "a", "connection_id": "c"})
+def valid_start(session_id: str, *, v03: bool = True) -> str:
+    body = {**VALID_START, "session_id": session_id, "attempt_id": "a", "connection_id": "c"}
+    if not v03:
+        del body["capabilities"]
+    return dumps(body)
 
 
 def _bad_session_id(value: Any) -> bool:
