@@ -1,18 +1,23 @@
 """After a session with 20 reconnects and `stop`, nothing is left behind: no asyncio task,
-thread, OS thread, file descriptor or socket of the client, the backend or the proxy."""
+thread, OS thread, file descriptor or socket of the client, the backend or the proxy; and
+a session stopped while it waits to reconnect never connects again."""
 
 from __future__ import annotations
 
 import asyncio
 
+from aiohttp import web
+
 from backend.chaos import ChaosProxy, Fault
+from operators.backoff import BackoffPolicy
 from pipeline.report import SessionReport
 from pipeline.session import Session
 from pipeline.sources import from_samples
 from tests.conftest import BackendFactory
+from tests.integration import rogue
 from tests.integration.resources import Snapshot, leaks_after, snapshot
 from tests.integration.test_chaos import through
-from tests.integration.test_session import chirp
+from tests.integration.test_session import chirp, fast
 from tests.integration.tracebacks import tracebacks
 
 RECONNECTS = 20
@@ -54,3 +59,30 @@ async def twenty_reconnects_and_stop(
             assert backend.store.connections == 0 and backend.store.sessions == {}
         assert await leaks_after(backend_up, threads=False) == {}  # nor the proxy
     return before_all, report, proxy.stats.resets
+
+
+async def test_stop_while_reconnecting_cancels_the_retry() -> None:
+    attempts: list[float] = []
+    retried = asyncio.Event()
+
+    async def refuses(request: web.Request) -> web.StreamResponse:
+        attempts.append(asyncio.get_running_loop().time())
+        if len(attempts) >= 2:
+            retried.set()
+        raise web.HTTPServiceUnavailable()  # busy: retried after the busy floor
+
+    before = snapshot()
+    with tracebacks() as crashes:
+        async with rogue.serving(refuses) as url:
+            config = fast(url, busy_floor=0.3, backoff=BackoffPolicy(initial=0.3, max_delay=0.3))
+            session = Session(config, from_samples(chirp(5.0), realtime=True))
+            run = asyncio.create_task(session.run())
+            await asyncio.wait_for(retried.wait(), 5)
+            await session.stop(timeout=0.1)  # nothing can be delivered: end anyway
+            report = await asyncio.wait_for(run, 5)
+            stopped_at = len(attempts)
+            await asyncio.sleep(1.0)  # three retry delays: a live timer would have fired
+        assert await leaks_after(before) == {}
+    assert crashes == []
+    assert len(attempts) == stopped_at  # no attempt after the session ended
+    assert report.outcome == "stopped" and report.frames_lost > 0  # and says what was lost
