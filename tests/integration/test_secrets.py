@@ -41,6 +41,13 @@ def test_a_server_logs_a_query():
     logging.getLogger("aiohttp.access").info("GET /ws/live-listener?token=%s", TOKEN)
 """
 
+REMOVES_THE_CAPTURE = """
+from loguru import logger
+
+def test_takes_over_the_logs():
+    logger.remove()
+"""
+
 CLEAN_TESTS = """
 from loguru import logger
 
@@ -67,6 +74,12 @@ def test_the_suite_scan_fails_a_run_whose_logs_carry_a_token(inner_run: Any) -> 
     assert "a test token reached the logs" in output
     assert "raw-loguru.log" in output and "stdlib.log" in output  # both leaks, each found
     assert TOKEN not in output  # the report names the token, never shows it
+
+
+def test_the_suite_scan_fails_a_run_that_removed_the_capture(inner_run: Any) -> None:
+    result = inner_run(REMOVES_THE_CAPTURE)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "the log capture was removed during the run" in result.stdout.str()
 
 
 def test_the_suite_scan_passes_a_clean_run(inner_run: Any) -> None:

@@ -9,6 +9,7 @@ import ssl
 import warnings
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -32,9 +33,16 @@ def ca() -> trustme.CA:
     return trustme.CA()
 
 
-def server_context(ca: trustme.CA, *names: str) -> ssl.SSLContext:
+def server_context(ca: trustme.CA, *names: str, expired: bool = False) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(*names).configure_cert(context)
+    if expired:
+        now = datetime.now(UTC)
+        cert = ca.issue_cert(
+            *names, not_before=now - timedelta(days=30), not_after=now - timedelta(days=1)
+        )
+    else:
+        cert = ca.issue_cert(*names)
+    cert.configure_cert(context)
     return context
 
 
@@ -48,8 +56,8 @@ def trusting(ca: trustme.CA) -> ssl.SSLContext:
 
 @pytest.fixture
 def tls_backend(ca: trustme.CA) -> TlsBackend:
-    def start(*names: str) -> AbstractAsyncContextManager[RunningBackend]:
-        context = server_context(ca, *(names or ("127.0.0.1", "localhost")))
+    def start(*names: str, expired: bool = False) -> AbstractAsyncContextManager[RunningBackend]:
+        context = server_context(ca, *(names or ("127.0.0.1", "localhost")), expired=expired)
         return running_backend(BackendConfig(), ssl_context=context)
 
     return start
@@ -100,6 +108,15 @@ async def test_a_certificate_for_another_host_is_fatal(
         report, events = await run(fast(backend.url, verify_tls=trusting))
     assert report.failure_kind == "tls" and attempts(events) == (1, 0)
     assert "not valid for '127.0.0.1'" in (report.reason or "")
+
+
+async def test_an_expired_certificate_is_fatal(
+    tls_backend: TlsBackend, trusting: ssl.SSLContext
+) -> None:
+    async with tls_backend(expired=True) as backend:
+        report, events = await run(fast(backend.url, verify_tls=trusting))
+    assert report.failure_kind == "tls" and attempts(events) == (1, 0)
+    assert "certificate has expired" in (report.reason or "")
 
 
 async def test_a_plain_server_behind_a_wss_url_is_a_tls_error(backend: Any) -> None:
