@@ -18,12 +18,16 @@ from loguru import logger
 
 from backend.asr import RecognizerFactory, recognizer_factory
 from backend.config import BackendConfig
+from backend.rate_limit import TokenBucket
 from backend.store import BackendSession, SessionStore
 from pipeline.protocol import AudioPayload, decode_audio_binary, decode_audio_json
 
 PATH = "/ws/live-listener"
 UNAUTHORIZED = "Unauthorized websocket connection"
 AT_CAPACITY = "Server at capacity, please try again later"
+TOO_MANY_INVALID = "Too many invalid messages (over {rate:g}/s): closing"
+SLOWED = "Over {rate:g} messages/s: reading slowed"
+SLOWED_NOTICE_EVERY = 5.0  # seconds between two "reading slowed" warnings
 STORE: web.AppKey[SessionStore] = web.AppKey("store", SessionStore)
 CONFIG: web.AppKey[BackendConfig] = web.AppKey("config", BackendConfig)
 
@@ -115,6 +119,10 @@ class ClientConnection:
         self.tasks: list[asyncio.Task[None]] = []
         self.writer = asyncio.get_running_loop().create_task(self._write())
         self.log = logger.bind(peer="client")
+        self.rate = TokenBucket(config.max_message_rate, config.message_burst)
+        self.invalid = TokenBucket(config.max_invalid_rate, config.invalid_burst)
+        self.cut_off = False
+        self.slowed_notice_at: float | None = None
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue a message for the socket's single writer, which keeps their order."""
@@ -133,15 +141,24 @@ class ClientConnection:
         await self.writer
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             async for msg in self.ws:
+                wait = self.rate.take(loop.time())
+                if wait > 0:
+                    self._slowed(loop.time())
+                    await asyncio.sleep(wait)
                 if msg.type is WSMsgType.TEXT:
-                    if await self._on_text(msg.data):
-                        break
+                    done = await self._on_text(msg.data)
                 elif msg.type is WSMsgType.BINARY:
-                    self._on_audio_binary(msg.data)
-                elif msg.type is WSMsgType.ERROR:
+                    done = self._on_audio_binary(msg.data)
+                else:  # ERROR: aiohttp has closed the socket (e.g. 1009, a message too big)
+                    self.log.info("connection error: {}", self.ws.exception())
+                    done = True
+                if done or self.cut_off:
                     break
+            if self.cut_off:
+                await self._cut_off()
         finally:
             if self.stopping is not None:  # it closes the socket itself; let it finish
                 await asyncio.gather(self.stopping, return_exceptions=True)
@@ -151,15 +168,38 @@ class ClientConnection:
             if self.session is not None and not self.stopped:
                 self.store.lost(self.session, self)
 
+    def _slowed(self, now: float) -> None:
+        """Over the message rate: reading slows (see BackendConfig); say so now and then."""
+        if self.slowed_notice_at is None or now - self.slowed_notice_at >= SLOWED_NOTICE_EVERY:
+            self.slowed_notice_at = now
+            message = SLOWED.format(rate=self.config.max_message_rate)
+            self.log.info("{}", message)
+            self.send({"type": "status", "state": "warning", "message": message})
+
+    def _refuse(self, reason: str | None) -> None:
+        """An invalid message: answer `reason` (None: ignore it quietly). A client that
+        keeps sending them is cut off once `max_invalid_rate` is spent."""
+        if self.invalid.take(asyncio.get_running_loop().time()) > 0:
+            self.cut_off = True
+        elif reason is not None:
+            self.send({"type": "error", "message": reason})
+
+    async def _cut_off(self) -> None:
+        message = TOO_MANY_INVALID.format(rate=self.config.max_invalid_rate)
+        self.log.warning("{}", message)
+        self.send({"type": "status", "state": "error", "message": message})
+        await self._flush()
+        await self.ws.close(code=1008, message=b"too many invalid messages")
+
     async def _on_text(self, text: str) -> bool:
         """Handle one message; True when the connection is done."""
         try:
             body = json.loads(text)
         except (ValueError, RecursionError):
-            self.send({"type": "error", "message": "not JSON: ignored"})
+            self._refuse("not JSON: ignored")
             return False
         if not isinstance(body, dict):
-            self.send({"type": "error", "message": "not a JSON object: ignored"})
+            self._refuse("not a JSON object: ignored")
             return False
         kind = body.get("type")
         if kind == "audio":
@@ -169,14 +209,16 @@ class ClientConnection:
         elif kind == "stop":
             return await self._on_stop(body)
         else:
-            self.log.info("ignored a message of type {!r}", str(kind)[:40])
+            self._refuse(None)  # unknown types are ignored (PROTOCOL.md), within limits
         return False
 
     # -- start ----------------------------------------------------------------------
 
     async def _on_start(self, body: dict[str, Any]) -> bool:
         if self.session is not None:  # v0.2 acknowledges a second start again
-            self.send(self._streaming_status(self.session, resumed=True))
+            self._refuse(None)  # but it is a client's mistake, counted as one
+            if not self.cut_off:
+                self.send(self._streaming_status(self.session, resumed=True))
             return False
         problem = _format_problem(body)
         if problem is not None:
@@ -236,24 +278,28 @@ class ClientConnection:
         try:
             payload = decode_audio_json(body)
         except ValueError as exc:
-            self.send({"type": "error", "message": f"bad audio ignored: {exc}"})
+            self._refuse(f"bad audio ignored: {exc}")
             return
         self._accept(payload)
 
-    def _on_audio_binary(self, data: bytes) -> None:
+    def _on_audio_binary(self, data: bytes) -> bool:
         try:
             payload = decode_audio_binary(data)
         except ValueError as exc:
-            self.send({"type": "error", "message": f"bad audio ignored: {exc}"})
-            return
+            self._refuse(f"bad audio ignored: {exc}")
+            return False
         self._accept(payload)
+        return False
 
     def _accept(self, payload: AudioPayload) -> None:
         if self.session is None:
-            self.send({"type": "error", "message": "audio before start: ignored"})
+            self._refuse("audio before start: ignored")
+            return
+        if not payload.pcm:
+            self._refuse("empty audio ignored")
             return
         if self.stopped:
-            self.log.info("ignored audio after stop")
+            self._refuse(None)  # nothing follows `stop`
             return
         source = "mic" if payload.source == "microphone" else payload.source
         stream = self.session.stream(source)
@@ -309,7 +355,7 @@ class ClientConnection:
         if self.stopped:
             return False
         if session is None or body.get("session_id") != session.session_id:
-            self.send({"type": "error", "message": "stop needs the session_id of this session"})
+            self._refuse("stop needs the session_id of this session")
             return False
         self.stopped = True
         # Flushing the recognisers can take seconds: do it aside and keep reading the
@@ -364,9 +410,20 @@ class ClientConnection:
 
 def _format_problem(body: dict[str, Any]) -> str | None:
     rate, fmt, channels = body.get("sample_rate"), body.get("format"), body.get("channels")
-    if rate != 16_000 or fmt != "pcm_s16le" or channels != 1:
-        return f"{rate} Hz, {fmt}, {channels} channel(s); need 16000 Hz, pcm_s16le, 1 channel"
+    integers = type(rate) is int and type(channels) is int  # not 16000.0, not true
+    if not integers or (rate, fmt, channels) != (16_000, "pcm_s16le", 1):
+        got = ", ".join(_short(value) for value in (rate, fmt, channels))
+        return f"got {got}; need sample_rate 16000, format pcm_s16le, channels 1"
     return None
+
+
+def _short(value: object, limit: int = 40) -> str:
+    """A client's value, quoted in a reply without echoing a huge one back."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        return "<deeply nested value>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _markdown(transcript: list[dict[str, Any]]) -> str:

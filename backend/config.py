@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from pipeline.redaction import Secret
 
 BackendProtocol = Literal["0.2", "0.3"]
 
@@ -12,9 +14,18 @@ BackendProtocol = Literal["0.2", "0.3"]
 @dataclass(frozen=True)
 class BackendConfig:
     """`protocol="0.2"` behaves like the existing backends: no acks, no resume, and
-    timestamps that restart on every connection."""
+    timestamps that restart on every connection.
 
-    token: str | None = None
+    Limits (per connection unless said otherwise): `max_sessions` sockets at once;
+    `max_message_bytes` per WebSocket message (larger: close 1009); `max_message_rate`
+    messages a second sustained, `message_burst` at once: over it the backend reads more
+    slowly (TCP holds the sender back, nothing is dropped) and says so once in a while;
+    `max_invalid_rate`/`invalid_burst` for messages it rejects or ignores: over it the
+    connection is closed (1008) with the reason; `resume_window` seconds a detached v0.3
+    session is kept.
+    """
+
+    token: str | None = field(default=None, repr=False)
     protocol: BackendProtocol = "0.3"
     asr: str = "none"
     max_sessions: int = 16
@@ -30,6 +41,12 @@ class BackendConfig:
     # stays within their flow window (10 s for ours); the bound must exceed that.
     asr_queue_seconds_v03: float = 15.0
     max_message_bytes: int = 1024 * 1024
+    # 1000 messages/s is 20x real time for one 20 ms source: above what pocketsphinx takes
+    # (acks pace v0.3 clients to it), so only a file sent to a backend without ASR slows.
+    max_message_rate: float = 1000.0
+    message_burst: int = 2000  # a resumed connection resends its backlog at once
+    max_invalid_rate: float = 5.0
+    invalid_burst: int = 50
 
     def __post_init__(self) -> None:
         if self.protocol not in ("0.2", "0.3"):
@@ -38,3 +55,11 @@ class BackendConfig:
             raise ValueError("need max_sessions >= 1, resume_window >= 0, ack_interval > 0")
         if self.asr_decoders < 1 or min(self.asr_queue_seconds, self.asr_queue_seconds_v03) <= 0:
             raise ValueError("need asr_decoders >= 1 and positive ASR queue bounds")
+        if self.max_message_bytes < 1024:
+            raise ValueError("max_message_bytes below 1024 cannot carry a start message")
+        if min(self.max_message_rate, self.max_invalid_rate) <= 0:
+            raise ValueError("message rates must be positive")
+        if min(self.message_burst, self.invalid_burst) < 1:
+            raise ValueError("bursts must be at least 1")
+        if self.token:
+            Secret(self.token)  # registers it: redacted wherever it would be logged

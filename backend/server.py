@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from backend.access_log import AccessLog
 from backend.app import PATH, STORE, create_app
 from backend.config import BackendConfig
 from backend.store import SessionStore
@@ -21,10 +23,11 @@ class RunningBackend:
     port: int
     store: SessionStore
     runner: web.AppRunner
+    tls: bool = False
 
     @property
     def url(self) -> str:
-        return f"ws://{self.host}:{self.port}{PATH}"
+        return f"{'wss' if self.tls else 'ws'}://{self.host}:{self.port}{PATH}"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -40,18 +43,21 @@ async def start_backend(
     host: str = "127.0.0.1",
     port: int = 0,
     store: SessionStore | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> RunningBackend:
-    """Start serving on the loop; `port=0` picks a free port."""
+    """Start serving on the loop; `port=0` picks a free port; `ssl_context` serves `wss://`."""
     app = create_app(config, store=store)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+    runner = web.AppRunner(
+        app, handle_signals=False, shutdown_timeout=1.0, access_log_class=AccessLog
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
     await site.start()
     bound = port
     server = site._server
     if isinstance(server, asyncio.base_events.Server) and server.sockets:
         bound = server.sockets[0].getsockname()[1]
-    return RunningBackend(host, bound, app[STORE], runner)
+    return RunningBackend(host, bound, app[STORE], runner, tls=ssl_context is not None)
 
 
 @asynccontextmanager
@@ -61,8 +67,11 @@ async def running_backend(
     host: str = "127.0.0.1",
     port: int = 0,
     store: SessionStore | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[RunningBackend]:
-    backend = await start_backend(config, host=host, port=port, store=store)
+    backend = await start_backend(
+        config, host=host, port=port, store=store, ssl_context=ssl_context
+    )
     try:
         yield backend
     finally:
@@ -71,4 +80,11 @@ async def running_backend(
 
 def serve(config: BackendConfig, host: str = "127.0.0.1", port: int = 8765) -> None:
     """Serve until interrupted (the `serve` command)."""
-    web.run_app(create_app(config), host=host, port=port, print=None, shutdown_timeout=2.0)
+    web.run_app(
+        create_app(config),
+        host=host,
+        port=port,
+        print=None,
+        shutdown_timeout=2.0,
+        access_log_class=AccessLog,
+    )

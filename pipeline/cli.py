@@ -63,6 +63,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     srv.add_argument("--resume-window", type=float, default=120.0)
     srv.add_argument("--max-sessions", type=int, default=16)
+    limits = BackendConfig
+    srv.add_argument(
+        "--max-message-bytes",
+        type=_at_least_one,
+        default=limits.max_message_bytes,
+        help=f"largest WebSocket message accepted (default {limits.max_message_bytes})",
+    )
+    srv.add_argument(
+        "--max-message-rate",
+        type=float,
+        default=limits.max_message_rate,
+        help="messages/s per connection; above it reading slows "
+        f"(default {limits.max_message_rate:g}, bursts of {limits.message_burst})",
+    )
+    srv.add_argument(
+        "--max-invalid-rate",
+        type=float,
+        default=limits.max_invalid_rate,
+        help="invalid messages/s per connection before it is closed "
+        f"(default {limits.max_invalid_rate:g}, bursts of {limits.invalid_burst})",
+    )
     return parser
 
 
@@ -88,6 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     record_dir=args.record_dir,
                     resume_window=args.resume_window,
                     max_sessions=args.max_sessions,
+                    max_message_bytes=args.max_message_bytes,
+                    max_message_rate=args.max_message_rate,
+                    max_invalid_rate=args.max_invalid_rate,
                 ),
                 host=args.host,
                 port=args.port,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -56,6 +57,10 @@ def resolve_url(url: str) -> str:
 TokenProvider = Callable[[], Awaitable[str | None]]
 
 
+class InsecureTlsWarning(UserWarning):
+    """A `wss://` session that does not verify the server's certificate."""
+
+
 @dataclass(frozen=True)
 class SessionConfig:
     """Knobs of a session. Every field has a default; see the README for each.
@@ -92,6 +97,18 @@ class SessionConfig:
         if self.level_interval < 0:
             raise ValueError("level_interval must be >= 0")
         frame_samples(self.frame_ms)
+        if self.tls_warning is not None:
+            warnings.warn(self.tls_warning, InsecureTlsWarning, stacklevel=3)
+
+    @property
+    def tls_warning(self) -> str | None:
+        """Why this configuration is unsafe, when `verify_tls=False` on a `wss://` URL."""
+        if not self.url.startswith("wss:") or self.verify_tls is not False:
+            return None
+        return (
+            f"TLS certificate verification is disabled for {self.url}: anyone on the network "
+            "path can read the audio and the token. Use it only for testing"
+        )
 
     @property
     def secret(self) -> Secret | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ from pipeline.protocol import (
     encode_start,
     encode_stop,
 )
-from pipeline.redaction import Secret
+from pipeline.redaction import Secret, redact
 from pipeline.status import Connected, Connecting, StatusEvent, Streaming
 
 LinkEvent = StatusEvent | ServerEvent
@@ -196,11 +197,7 @@ class _Link:
 
     async def _run(self) -> None:
         url = self.config.url
-        ssl: Any = True
-        if url.startswith("wss:"):
-            ssl = self.config.verify_tls
-            if ssl is False:
-                self.log.warning("TLS certificate verification is disabled for {}", url)
+        ssl: Any = self.config.verify_tls if url.startswith("wss:") else True
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             self.ws = await asyncio.wait_for(
@@ -252,6 +249,10 @@ class _Link:
             raise failure
 
     async def _on_event(self, ws: aiohttp.ClientWebSocketResponse, event: ServerEvent) -> None:
+        if isinstance(event, Status | ErrorMessage) and event.message:
+            cleaned = redact(event.message)  # a backend may echo the token back
+            if cleaned != event.message:
+                event = dataclasses.replace(event, message=cleaned)
         if event.attempt_id is not None and event.attempt_id != self.ids.attempt_id:
             self.log.info("dropped a late message of attempt {}", event.attempt_id)
             return

@@ -11,6 +11,7 @@ import asyncio
 import ssl
 
 import aiohttp
+from aiohttp import WebSocketError
 
 from operators.backoff import FATAL, RETRY, Decision
 from pipeline.redaction import redact
@@ -47,7 +48,8 @@ class BadConfig(LiveListenerError):
 
 
 class TlsError(LiveListenerError):
-    """The server's certificate could not be verified: fatal, never retried."""
+    """TLS failed: the server's certificate could not be verified, or the server does not
+    speak TLS. Fatal, never retried: the next attempt would meet the same certificate."""
 
 
 class ServerBusy(LiveListenerError):
@@ -128,7 +130,16 @@ def from_exception(error: Exception) -> Exception:
             return BadConfig(f"not a live-listener endpoint (HTTP {error.status})")
         return ConnectionLost(f"handshake failed (HTTP {error.status})")
     if isinstance(error, aiohttp.ClientConnectorCertificateError | ssl.SSLCertVerificationError):
-        return TlsError(f"TLS certificate verification failed: {error}")
+        return TlsError(
+            f"TLS certificate verification failed ({_ssl_reason(error)}): the server's "
+            "certificate is not trusted. Trust its CA (SessionConfig.verify_tls=<ssl.SSLContext>) "
+            "or, for testing only, turn verification off (verify_tls=False, --insecure)"
+        )
+    if isinstance(error, aiohttp.ClientConnectorSSLError) and not _ssl_cut(error):
+        return TlsError(
+            f"TLS handshake failed ({_ssl_reason(error)}): is the server speaking TLS? "
+            "Use ws:// for a plain server"
+        )
     if isinstance(error, aiohttp.ClientConnectorDNSError):
         return ConnectionLost(f"DNS lookup failed: {error}")
     if isinstance(error, aiohttp.ClientConnectorError):
@@ -137,6 +148,34 @@ def from_exception(error: Exception) -> Exception:
         return ConnectionLost(f"heartbeat timeout: {error}")
     if isinstance(error, asyncio.TimeoutError | TimeoutError):
         return ConnectionLost("timed out")
+    if isinstance(error, WebSocketError):
+        if error.code == TOO_BIG:
+            return BadConfig(
+                f"the backend sent a message over the size limit ({error}); "
+                "raise SessionConfig.max_message_bytes if the backend is right to"
+            )
+        return ConnectionLost(f"protocol error from the backend: {error}", close_code=error.code)
     if isinstance(error, aiohttp.ClientError | ConnectionError | OSError):
         return ConnectionLost(f"{type(error).__name__}: {error}")
     return error
+
+
+def _ssl_error(error: BaseException) -> BaseException:
+    """The ssl module's error inside an aiohttp connector error (or the error itself)."""
+    for name in ("certificate_error", "os_error"):
+        inner = getattr(error, name, None)
+        if isinstance(inner, ssl.SSLError):
+            return inner
+    return error
+
+
+def _ssl_reason(error: BaseException) -> str:
+    inner = _ssl_error(error)
+    reason = getattr(inner, "verify_message", None) or getattr(inner, "reason", None)
+    return str(reason or inner)
+
+
+def _ssl_cut(error: BaseException) -> bool:
+    """The TLS handshake was cut by the network (EOF, reset): transient, not a TLS problem."""
+    cut = ssl.SSLEOFError | ssl.SSLZeroReturnError | ssl.SSLSyscallError
+    return isinstance(_ssl_error(error), cut)

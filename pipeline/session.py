@@ -173,6 +173,8 @@ class Session:
             )
         )
         self.log.info("session started, streaming to {}", self.config.url)
+        if self.config.tls_warning is not None:
+            self.log.warning(self.config.tls_warning)
         link = connect(self.config, self.ids, outbox, clock=self._clock, memo=memo).pipe(
             retry_with_backoff(
                 self.config.backoff,

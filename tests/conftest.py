@@ -1,4 +1,5 @@
-"""Shared fixtures: a real embedded backend on a loopback port, per test."""
+"""Shared fixtures: a real embedded backend on a loopback port, per test; every log line of
+the run captured and scanned for test tokens (tests/log_capture.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import pytest
 
 from backend.config import BackendConfig
 from backend.server import RunningBackend, running_backend
+from tests.log_capture import pytest_sessionfinish, suite_log
+
+__all__ = ["pytest_sessionfinish", "suite_log"]  # the suite-wide log capture and token scan
+pytest_plugins = ["pytester"]  # runs a pytest inside a test (tests/integration/test_secrets.py)
 
 BackendFactory = Callable[..., AbstractAsyncContextManager[RunningBackend]]
 

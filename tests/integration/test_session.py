@@ -22,6 +22,7 @@ from pipeline.sources import from_samples
 from pipeline.status import Connecting, Reconnecting, StatusEvent, Streaming
 from tests.conftest import BackendFactory
 from tests.integration import rogue
+from tests.tokens import FRESH_TOKEN, STALE_TOKEN, TOKEN, WRONG_TOKEN
 
 
 def fast(url: str, **overrides: Any) -> SessionConfig:
@@ -130,8 +131,8 @@ async def test_restart_without_the_session_is_a_reset_counted_honestly(record_di
 
 
 async def test_wrong_token_fails_after_exactly_one_attempt(make_backend: BackendFactory) -> None:
-    async with make_backend(token="right-token") as backend:
-        session = Session(fast(backend.url, token="wrong-token"), from_samples(chirp(1.0)))
+    async with make_backend(token=TOKEN) as backend:
+        session = Session(fast(backend.url, token=WRONG_TOKEN), from_samples(chirp(1.0)))
         report, events = await run(session)
 
     assert report.outcome == "failed" and report.failure_kind == "unauthorized"
@@ -141,9 +142,7 @@ async def test_wrong_token_fails_after_exactly_one_attempt(make_backend: Backend
 
 async def test_http_401_at_the_handshake_is_unauthorized() -> None:
     async with rogue.serving(rogue.http_401) as url:
-        report, events = await run(
-            Session(fast(url, token="a-real-token"), from_samples(chirp(0.5)))
-        )
+        report, events = await run(Session(fast(url, token=TOKEN), from_samples(chirp(0.5))))
     assert report.failure_kind == "unauthorized"
     assert count(events, Connecting) == 1
 
@@ -152,10 +151,10 @@ async def test_a_token_provider_earns_one_retry_with_the_new_token(
     make_backend: BackendFactory,
 ) -> None:
     async def provider() -> str:
-        return "fresh-token"
+        return FRESH_TOKEN
 
-    async with make_backend(token="fresh-token") as backend:
-        config = fast(backend.url, token="stale-token", token_provider=provider)
+    async with make_backend(token=FRESH_TOKEN) as backend:
+        config = fast(backend.url, token=STALE_TOKEN, token_provider=provider)
         report, events = await run(Session(config, from_samples(chirp(0.5), realtime=False)))
 
     assert report.outcome == "completed", report.reason
