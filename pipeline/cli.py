@@ -80,11 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         help="the whole job on embedded defaults: a recording, an outage, the live view",
     )
-    demo.add_argument("--file", type=Path, help="a WAV file instead of the bundled recording")
+    demo.add_argument(
+        "--file", type=Path, metavar="PATH", help="a WAV file instead of the bundled recording"
+    )
     demo.add_argument(
         "--outage",
         type=_positive,
         default=4.0,
+        metavar="SECONDS",
         help="seconds the network is down mid-way (default 4)",
     )
     demo.add_argument("--no-outage", action="store_true", help="no injected outage")
@@ -92,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--asr",
         choices=ASR_KINDS,
         default="pocketsphinx",
-        help="recogniser of the embedded backend",
+        help="recogniser of the embedded backend (default pocketsphinx)",
     )
     _add_output_flags(demo)
 
@@ -119,8 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="mic|system|file:PATH|tone",
         help="what to stream (default mic)",
     )
-    listen.add_argument("--device", help="input device: any unique part of its name, or index")
-    listen.add_argument("--protocol", choices=("auto", "0.2", "0.3"), default="auto")
+    listen.add_argument(
+        "--device",
+        metavar="NAME",
+        help="input device: any unique part of its name, or its index (default: the "
+        "default input; for system, the monitor of the default output)",
+    )
+    listen.add_argument(
+        "--protocol",
+        choices=("auto", "0.2", "0.3"),
+        default="auto",
+        help="protocol level: auto uses v0.3 (acks, resume) when the backend has it (default auto)",
+    )
     listen.add_argument(
         "--duration", type=_positive, metavar="SECONDS", help="stop after this long"
     )

@@ -187,10 +187,11 @@ async def listen(options: ListenOptions, out: IO[str] | None = None) -> Outcome:
         started=started,
     )
     console = ConsoleSink(session, out, title=f"live-listener → {config.url}", live=options.live)
-    console.print_lines(
-        [
-            f"backend      {config.url}",
-            f"audio        {options.source.describe(options.device)}",
-        ]
-    )
+    header = [
+        f"backend      {config.url}",
+        f"audio        {options.source.describe(options.device)}",
+    ]
+    if not options.verify_tls and config.url.startswith("wss:"):
+        header.append("TLS          certificate NOT verified (--insecure)")
+    console.print_lines(header)
     return await run_in_foreground(session, console, transcript)

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import ssl
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
+import trustme
+from aiohttp import web
+
+from backend.app import create_app
+from backend.config import BackendConfig
 from backend.server import RunningBackend, free_port
 from tests.asr.speech import SPEECH_WAV, words
 from tests.cli.conftest import finish, jsonl, run_cli, start_cli, wait_for_finals
@@ -155,3 +164,62 @@ async def test_asking_for_a_token_needs_a_terminal(env: dict[str, str]) -> None:
     ran = await run_cli("listen", "--ask-token", "--source", "tone", env=env)
     assert ran.code == 2
     assert "--ask-token needs a terminal" in ran.err
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+async def test_a_stop_during_an_outage_waits_no_longer_than_the_stop_timeout(
+    signum: int, code: int, env: dict[str, str], tmp_path: Path
+) -> None:
+    url = f"ws://127.0.0.1:{free_port()}"  # nobody listens: the session keeps retrying
+    began = time.monotonic()
+    process = await start_cli(
+        *("listen", "--url", url, "--source", "tone", "--duration", "60"),
+        *("--stop-timeout", "1", "--transcript", str(tmp_path / "t")),
+        env=env,
+    )
+    assert process.stdout is not None
+    head = b""
+    while b"reconnecting: attempt 2" not in head:  # audio has been captured by then
+        line = await asyncio.wait_for(process.stdout.readline(), 20)
+        assert line, head.decode()
+        head += line
+    signalled = time.monotonic()
+    process.send_signal(signum)
+    ran = await finish(process, began, 20)
+    assert ran.code == code, ran.err
+    assert time.monotonic() - signalled < 5.0
+    report = jsonl(tmp_path / "t.jsonl")[-1]
+    assert report["outcome"] == "stopped" and report["final_summary"] is False
+    audio = report["audio"]["system"]
+    assert audio["captured"] > 0 and audio["buffered"] == audio["captured"]  # said, not lost
+    assert f"undelivered {audio['buffered']})" in ran.out
+
+
+@asynccontextmanager
+async def tls_backend(port: int) -> AsyncIterator[None]:
+    """The embedded backend behind TLS with a certificate no system trusts."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    runner = web.AppRunner(create_app(BackendConfig()), shutdown_timeout=1.0)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_untrusted_certificate_is_bad_config_unless_insecure(
+    env: dict[str, str],
+) -> None:
+    port = free_port()
+    listen = ("listen", "--url", f"wss://127.0.0.1:{port}", "--source", "tone")
+    async with tls_backend(port):
+        refused = await run_cli(*listen, "--duration", "0.5", env=env)
+        allowed = await run_cli(*listen, "--duration", "0.5", "--insecure", env=env)
+    assert refused.code == 4, refused.err
+    assert "TLS certificate verification failed" in refused.err
+    assert allowed.code == 0, allowed.err
+    assert "certificate NOT verified (--insecure)" in allowed.out
+    assert "streaming (protocol v0.3)" in allowed.out
+    assert "reconnecting" not in allowed.out  # the backend's close after stop is a normal end
