@@ -103,14 +103,15 @@ def capture_device(spec: SourceSpec, device: str | None) -> DeviceSpec:
     try:
         if spec.kind == "system" and wanted is None:
             names = [d.name for d in list_devices()]
-            if "pulse" not in names:
+            if names and "pulse" not in names:
                 raise AudioDeviceError(
                     "no sound server device to record the system's output from; pass the "
                     "loopback or monitor input with --device (see `live-listener devices`)"
                 )
-            os.environ["PULSE_SOURCE"] = DEFAULT_MONITOR
-            wanted = "pulse"
-        find_device(wanted)
+            if names:
+                os.environ["PULSE_SOURCE"] = DEFAULT_MONITOR
+                wanted = "pulse"
+        find_device(wanted)  # no devices at all: the error says how to get some
     except AudioDeviceError as exc:
         raise ExitError(ExitCode.BAD_CONFIG, str(exc)) from exc
     return wanted

@@ -211,11 +211,6 @@ def phase_changes(states: Observable[AppState]) -> Observable[str]:
     )
 
 
-def print_status(session: Session, out: IO[str] = sys.stdout) -> abc.DisposableBase:
-    """Print a line each time the session's phase changes."""
-    return phase_changes(session.state).subscribe(lambda line: print(line, file=out, flush=True))
-
-
 class ConsoleSink:
     """Shows a session on `out`: a live view on a terminal, plain lines elsewhere.
 
@@ -298,9 +293,8 @@ class ConsoleSink:
         else:
             self.print(text)
 
-    def print(self, line: str | None) -> None:
-        if line is None:
-            return
+    def print(self, line: str) -> None:
+        """A line of the application's own (a header, the report)."""
         if self._display is not None:
             self.console.print(Text(line))
             return

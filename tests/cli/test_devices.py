@@ -43,7 +43,7 @@ async def test_devices_lists_the_inputs_of_the_sound_server(
 
 async def test_no_sound_server_is_a_clear_bad_config(tmp_path: Path) -> None:
     env = no_sound_server(tmp_path)
-    for args in (["devices"], ["listen", "--source", "mic"]):
+    for args in (["devices"], ["listen", "--source", "mic"], ["listen", "--source", "system"]):
         ran = await run_cli(*args, env=env)
         assert ran.code == 4, ran.err
         assert ran.err.startswith("live-listener: no audio input device found")

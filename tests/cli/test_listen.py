@@ -223,3 +223,29 @@ async def test_an_untrusted_certificate_is_bad_config_unless_insecure(
     assert "certificate NOT verified (--insecure)" in allowed.out
     assert "streaming (protocol v0.3)" in allowed.out
     assert "reconnecting" not in allowed.out  # the backend's close after stop is a normal end
+
+
+async def test_a_second_ctrl_c_stops_at_once(env: dict[str, str], tmp_path: Path) -> None:
+    url = f"ws://127.0.0.1:{free_port()}"
+    began = time.monotonic()
+    process = await start_cli(
+        *("listen", "--url", url, "--source", "tone", "--stop-timeout", "60"),
+        *("--transcript", str(tmp_path / "t")),
+        env=env,
+    )
+    assert process.stdout is not None
+    line = b""
+    while b"reconnecting: attempt" not in line:
+        line = await asyncio.wait_for(process.stdout.readline(), 20)
+        assert line
+    process.send_signal(signal.SIGINT)
+    while b"stopping: delivering what is buffered" not in line:
+        line = await asyncio.wait_for(process.stdout.readline(), 20)
+        assert line
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    ran = await finish(process, began, 20)
+    assert ran.code == 130, ran.err
+    assert time.monotonic() - signalled < 5.0  # not the 60 s stop timeout
+    assert "stopping now" in ran.out
+    assert jsonl(tmp_path / "t.jsonl")[-1]["outcome"] == "stopped"
