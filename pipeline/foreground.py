@@ -34,14 +34,18 @@ class Outcome:
         return for_report(self.report, signalled=self.signalled)
 
 
-def closing_lines(report: SessionReport, transcript: TranscriptPaths, segments: int) -> list[str]:
+def closing_lines(
+    report: SessionReport,
+    transcript: TranscriptPaths,
+    segments: int,
+    error: OSError | None = None,
+) -> list[str]:
     """What is printed when a session ends: the report, then where the transcript is."""
-    return [
-        "",
-        *report.lines(),
-        f"saved        {transcript.markdown} ({segments} segments; JSON lines: "
-        f"{transcript.jsonl.name})",
-    ]
+    saved = f"saved        {transcript.markdown} ({segments} segments; JSON lines: "
+    saved += f"{transcript.jsonl.name})"
+    if error is not None:
+        saved += f"; NOT complete, writing failed: {error}"
+    return ["", *report.lines(), saved]
 
 
 async def run_in_foreground(
@@ -89,5 +93,7 @@ async def run_in_foreground(
             loop.remove_signal_handler(signum)
         await asyncio.gather(*stopping, return_exceptions=True)
         transcript.close(report)
-    console.print_lines(closing_lines(report, transcript.paths, transcript.segments))
+    console.print_lines(
+        closing_lines(report, transcript.paths, transcript.segments, transcript.error)
+    )
     return Outcome(report, transcript.paths, signals[0] if signals else None)

@@ -14,6 +14,7 @@ only opens, appends and flushes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, cast
 
+from loguru import logger
 from reactivex import Observable, abc
 from reactivex import operators as ops
 
@@ -105,7 +107,11 @@ def json_report(report: SessionReport) -> str:
 
 class TranscriptSink:
     """Appends every final among `events` (a session's `events`) to `paths` as it arrives;
-    `close(report)` adds the summary."""
+    `close(report)` adds the summary.
+
+    A write that fails once the session runs (a full disk) never reaches the session —
+    streaming goes on — but stops the files and is kept in `error` for the report.
+    """
 
     def __init__(
         self,
@@ -122,6 +128,7 @@ class TranscriptSink:
         self.backend, self.audio = backend, audio
         self.started = started or datetime.now().astimezone()
         self.segments = 0
+        self.error: OSError | None = None
         self._files: tuple[IO[str], IO[str]] | None = None
         self._subscription: abc.DisposableBase | None = None
 
@@ -151,7 +158,11 @@ class TranscriptSink:
             raise
         self._files = (markdown, jsonl)
         header = markdown_header(self.session_id, self.started, self.backend, self.audio)
-        self._append(header, None)
+        try:
+            self._write_through(header, None)
+        except OSError:
+            self._close_files()
+            raise
         self._subscription = self.events.pipe(
             ops.filter(lambda event: isinstance(event, AsrFinal)),
             ops.map(lambda event: cast(AsrFinal, event)),
@@ -171,14 +182,27 @@ class TranscriptSink:
             return
         if report is not None:
             self._append(markdown_footer(report), json_report(report))
-        for file in self._files:
-            file.close()
-        self._files = None
+        self._close_files()
 
     def _append(self, markdown: str | None, jsonl: str | None) -> None:
         if self._files is None:
             return
+        try:
+            self._write_through(markdown, jsonl)
+        except OSError as exc:
+            self.error = exc
+            logger.warning("transcript not written any further: {}", exc)
+            self._close_files()
+
+    def _write_through(self, markdown: str | None, jsonl: str | None) -> None:
+        assert self._files is not None
         for file, text in zip(self._files, (markdown, jsonl), strict=True):
             if text:
                 file.write(text)
                 file.flush()
+
+    def _close_files(self) -> None:
+        files, self._files = self._files, None
+        for file in files or ():
+            with contextlib.suppress(OSError):  # what could not be flushed is in `error`
+                file.close()

@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.cli import build_parser, read_token
 from pipeline.exit_codes import ExitCode, ExitError, failure_line, for_report
+from pipeline.foreground import closing_lines
 from pipeline.listen import SourceSpec, parse_device, parse_source
 from pipeline.outbox import SourceCounts
 from pipeline.protocol import AsrFinal
@@ -304,3 +305,13 @@ def test_tokens_come_from_the_environment() -> None:
     with pytest.raises(ExitError, match="MINE") as missing:
         read_token(_token_args("MINE"), {"MINE": ""})
     assert missing.value.code == ExitCode.BAD_CONFIG
+
+
+def test_the_closing_lines_end_with_where_the_transcript_is() -> None:
+    report = report_of(*STREAMING, Stopped(at=T0 + 9))
+    paths = transcript_paths("/t/talk")
+    lines = closing_lines(report, paths, 3)
+    assert lines[0] == "" and lines[1:-1] == report.lines()
+    assert lines[-1] == "saved        /t/talk.md (3 segments; JSON lines: talk.jsonl)"
+    full = closing_lines(report, paths, 3, OSError(28, "No space left on device"))
+    assert full[-1].endswith("; NOT complete, writing failed: [Errno 28] No space left on device")

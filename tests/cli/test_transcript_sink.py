@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 from pathlib import Path
@@ -62,3 +63,16 @@ def test_an_unwritable_place_fails_at_open(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises(OSError, match=re.escape(str(blocker))):
         sink_on(blocker / "talk", Subject()).open()
+
+
+def test_a_full_disk_stops_the_files_but_not_the_session(tmp_path: Path) -> None:
+    (tmp_path / "talk.jsonl").symlink_to("/dev/full")  # every flush: no space left
+    events: Subject[ServerEvent] = Subject()
+    sink = sink_on(tmp_path / "talk", events)
+    sink.open()
+    events.on_next(AsrFinal(text="kept in markdown", t0=0.0, t1=1.0))  # does not raise
+    events.on_next(AsrFinal(text="never written", t0=1.0, t1=2.0))
+    sink.close(build_report(AppState(session_id="sid-1"), (), None))
+    assert isinstance(sink.error, OSError) and sink.error.errno == errno.ENOSPC
+    markdown = (tmp_path / "talk.md").read_text()
+    assert "kept in markdown" in markdown and "never written" not in markdown
