@@ -1,20 +1,48 @@
-"""The `live-listener` command: demo, serve."""
+"""The `live-listener` command: demo, listen, devices, serve.
+
+Exit codes are defined in `pipeline.exit_codes`; a failure prints one line on stderr
+that says why and what to do.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from loguru import logger
+
 from backend.asr import ASR_KINDS, DEFAULT_DECODERS
 from backend.config import BackendConfig
 from backend.server import serve
+from pipeline.capture import NO_DEVICES, list_devices
+from pipeline.config import DEFAULT_URL
 from pipeline.demo import DemoOptions, run_demo
+from pipeline.errors import AudioDeviceError
+from pipeline.exit_codes import ExitCode, ExitError, failure_line
+from pipeline.foreground import Outcome
+from pipeline.listen import ListenOptions, SourceSpec, listen, parse_source
+from pipeline.redaction import Secret
 
-EXIT_OK, EXIT_USAGE, EXIT_UNAUTHORIZED, EXIT_BAD_CONFIG, EXIT_GAVE_UP = 0, 2, 3, 4, 5
-EXIT_INTERRUPTED = 130
+TOKEN_ENV = "LIVE_LISTENER_TOKEN"  # read when --token-env is not given
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _source(text: str) -> SourceSpec:
+    try:
+        return parse_source(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _at_least_one(text: str) -> int:
@@ -24,6 +52,22 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+class _RefuseToken(argparse.Action):
+    """`--token VALUE` is a usage error that does not repeat the value."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        parser.error(
+            "a token is never taken from the command line (process lists and shell "
+            "history keep it): use --token-env VAR or --ask-token"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="live-listener",
@@ -31,16 +75,107 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="the whole job on embedded defaults")
-    demo.add_argument("--file", type=Path, help="a WAV file instead of the bundled recording")
-    demo.add_argument("--outage", type=float, default=3.0, help="seconds of outage (default 3)")
+    demo = commands.add_parser(
+        "demo",
+        allow_abbrev=False,
+        help="the whole job on embedded defaults: a recording, an outage, the live view",
+    )
+    demo.add_argument(
+        "--file", type=Path, metavar="PATH", help="a WAV file instead of the bundled recording"
+    )
+    demo.add_argument(
+        "--outage",
+        type=_positive,
+        default=4.0,
+        metavar="SECONDS",
+        help="seconds the network is down mid-way (default 4)",
+    )
     demo.add_argument("--no-outage", action="store_true", help="no injected outage")
     demo.add_argument(
         "--asr",
         choices=ASR_KINDS,
         default="pocketsphinx",
-        help="recogniser of the embedded backend",
+        help="recogniser of the embedded backend (default pocketsphinx)",
     )
+    _add_output_flags(demo)
+
+    # No abbreviations: `--token VALUE` must be an error, not `--token-env VALUE`.
+    listen = commands.add_parser(
+        "listen", help="stream live audio to a backend", allow_abbrev=False
+    )
+    listen.add_argument(
+        "--url", default=DEFAULT_URL, help=f"the backend's address (default {DEFAULT_URL})"
+    )
+    listen.add_argument(
+        "--token-env",
+        metavar="VAR",
+        help=f"environment variable holding the token (default: {TOKEN_ENV}, if set)",
+    )
+    listen.add_argument(
+        "--ask-token", action="store_true", help="prompt for the token (on a terminal)"
+    )
+    listen.add_argument("--token", action=_RefuseToken, help=argparse.SUPPRESS)
+    listen.add_argument(
+        "--source",
+        type=_source,
+        default="mic",
+        metavar="mic|system|file:PATH|tone",
+        help="what to stream (default mic)",
+    )
+    listen.add_argument(
+        "--device",
+        metavar="NAME",
+        help="input device: any unique part of its name, or its index (default: the "
+        "default input; for system, the monitor of the default output)",
+    )
+    listen.add_argument(
+        "--protocol",
+        choices=("auto", "0.2", "0.3"),
+        default="auto",
+        help="protocol level: auto uses v0.3 (acks, resume) when the backend has it (default auto)",
+    )
+    listen.add_argument(
+        "--duration", type=_positive, metavar="SECONDS", help="stop after this long"
+    )
+    listen.add_argument(
+        "--max-attempts",
+        type=_at_least_one,
+        metavar="N",
+        help="give up after N failed reconnection attempts in a row (default: never)",
+    )
+    listen.add_argument(
+        "--give-up-after",
+        type=_positive,
+        metavar="SECONDS",
+        help="give up when an outage lasts this long (default: never)",
+    )
+    listen.add_argument(
+        "--heartbeat",
+        type=_positive,
+        default=5.0,
+        metavar="SECONDS",
+        help="ping interval; a silent connection is declared lost after it (default 5)",
+    )
+    listen.add_argument(
+        "--stop-timeout",
+        type=_positive,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long Ctrl-C waits for the final summary (default 10)",
+    )
+    listen.add_argument(
+        "--buffer-seconds",
+        type=_positive,
+        default=120.0,
+        metavar="SECONDS",
+        help="audio kept per source while the backend is unreachable (default 120)",
+    )
+    listen.add_argument(
+        "--insecure", action="store_true", help="do not verify the TLS certificate (wss://)"
+    )
+    _add_output_flags(listen)
+
+    commands.add_parser("devices", help="list audio input devices", allow_abbrev=False)
 
     srv = commands.add_parser("serve", help="run the embedded backend")
     srv.add_argument("--host", default="127.0.0.1")
@@ -87,15 +222,104 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_output_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--transcript",
+        type=Path,
+        metavar="PATH",
+        help="write the transcript to PATH.md and PATH.jsonl "
+        "(default: a new file under $XDG_DATA_HOME/live-listener/transcripts)",
+    )
+    parser.add_argument("--log-json", type=Path, metavar="PATH", help="JSON-lines log file")
+    parser.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
+
+
+def read_token(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Secret | None:
+    """The token from the environment or a prompt — never from the command line."""
+    env = os.environ if environ is None else environ
+    if args.ask_token:
+        if not sys.stdin.isatty():
+            raise ExitError(
+                ExitCode.USAGE,
+                "--ask-token needs a terminal; put the token in an environment variable "
+                "and pass --token-env VAR",
+            )
+        typed = getpass.getpass("token: ").strip()
+        return Secret(typed) if typed else None
+    if args.token_env:
+        value = env.get(args.token_env, "").strip()
+        if not value:
+            raise ExitError(
+                ExitCode.BAD_CONFIG,
+                f"the environment variable {args.token_env} (--token-env) is not set or empty",
+            )
+        return Secret(value)
+    value = env.get(TOKEN_ENV, "").strip()
+    return Secret(value) if value else None
+
+
+def _finish(outcome: Outcome) -> int:
+    line = failure_line(outcome.report)
+    if line is not None:
+        print(line, file=sys.stderr, flush=True)
+    return outcome.exit_code
+
+
+def _demo(args: argparse.Namespace) -> int:
+    options = DemoOptions(
+        file=args.file,
+        outage=0.0 if args.no_outage else args.outage,
+        asr=args.asr,
+        transcript=args.transcript,
+        live=False if args.plain else None,
+    )
+    return _finish(asyncio.run(run_demo(options)))
+
+
+def _listen(args: argparse.Namespace) -> int:
+    options = ListenOptions(
+        url=args.url,
+        token=read_token(args),
+        source=args.source,
+        device=args.device,
+        protocol=args.protocol,
+        transcript=args.transcript,
+        duration=args.duration,
+        heartbeat=args.heartbeat,
+        max_attempts=args.max_attempts,
+        give_up_after=args.give_up_after,
+        stop_timeout=args.stop_timeout,
+        buffer_seconds=args.buffer_seconds,
+        verify_tls=not args.insecure,
+        live=False if args.plain else None,
+    )
+    return _finish(asyncio.run(listen(options)))
+
+
+def _devices() -> int:
+    try:
+        devices = list_devices()
+    except AudioDeviceError as exc:
+        raise ExitError(ExitCode.BAD_CONFIG, str(exc)) from exc
+    if not devices:
+        raise ExitError(ExitCode.BAD_CONFIG, NO_DEVICES)
+    for device in devices:
+        print(device.describe())
+    print("(* marks the default; pick one with --device NAME or --device INDEX)")
+    return ExitCode.OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command in ("demo", "listen", "devices"):
+            _logs(args)
         if args.command == "demo":
-            options = DemoOptions(
-                file=args.file, outage=0.0 if args.no_outage else args.outage, asr=args.asr
-            )
-            report = asyncio.run(run_demo(options))
-            return EXIT_OK if report.outcome == "completed" else EXIT_GAVE_UP
+            return _demo(args)
+        if args.command == "listen":
+            return _listen(args)
+        if args.command == "devices":
+            return _devices()
         if args.command == "serve":
             import os
 
@@ -116,10 +340,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 host=args.host,
                 port=args.port,
             )
-            return EXIT_OK
+            return ExitCode.OK
+    except ExitError as exc:
+        print(f"live-listener: {exc}", file=sys.stderr, flush=True)
+        return exc.code
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    return EXIT_USAGE
+        return ExitCode.INTERRUPTED
+    return ExitCode.USAGE
+
+
+def _logs(args: argparse.Namespace) -> None:
+    """Library logs stay off the terminal (the live view owns it); --log-json keeps them."""
+    logger.remove()
+    if getattr(args, "log_json", None) is not None:
+        from sinks.log import log_sink
+
+        log_sink(args.log_json)
 
 
 if __name__ == "__main__":

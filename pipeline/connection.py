@@ -217,6 +217,7 @@ class _Link:
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         deadline = asyncio.get_running_loop().time() + self.config.connect_timeout
+        peer_code: int | None = None
         while True:
             timeout = None
             if self.protocol is None:  # the handshake must finish in time
@@ -237,6 +238,10 @@ class _Link:
             elif msg.type is aiohttp.WSMsgType.ERROR:
                 raise errors.from_exception(msg.data)
             else:  # CLOSE, CLOSING, CLOSED
+                if msg.type is aiohttp.WSMsgType.CLOSE:
+                    # the backend's own code: aiohttp reports 1006 instead when our reply
+                    # cannot be written because the backend already closed (seen over TLS)
+                    peer_code = msg.data
                 break
         if self.writer_error is not None:
             raise errors.from_exception(
@@ -244,7 +249,7 @@ class _Link:
             )
         if self.pending is not None:
             raise self.pending
-        failure = errors.from_close(ws.close_code, stopping=self.stop_sent)
+        failure = errors.from_close(peer_code or ws.close_code, stopping=self.stop_sent)
         if failure is not None:
             raise failure
 

@@ -1,31 +1,35 @@
-"""The demo: the embedded backend, a recording, an outage mid-way, and the live state.
+"""The demo: the embedded backend, a recording in real time, a network outage mid-way.
 
-Nothing outside this process is needed: the backend runs on a free loopback port, and the
-outage is real — the backend goes away and comes back — not a code path in the client.
+Nothing outside this process is needed. The backend runs on a free loopback port and the
+client reaches it through the chaos proxy (`backend.chaos`), which cuts the connection
+mid-way and refuses new ones for `outage` seconds — a real outage between client and
+backend, handled by the same code as any other: the live view shows the retries and
+their countdown, the buffered frames piling up, and the resume that delivers them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import IO
 
 from reactivex import Observable
 
-from backend.asr import recognizer_factory
+from backend.chaos import ChaosProxy, Fault
 from backend.config import BackendConfig
-from backend.server import RunningBackend, free_port, start_backend
-from backend.store import SessionStore
+from backend.server import running_backend
 from operators.backoff import BackoffPolicy
 from pipeline.audio import AudioFrame
 from pipeline.config import SessionConfig
-from pipeline.report import SessionReport
+from pipeline.foreground import Outcome, run_in_foreground
+from pipeline.listen import wav_seconds
 from pipeline.session import Session
 from pipeline.sources import tone, wav_file
-from sinks.console import print_status
+from sinks.console import ConsoleSink
+from sinks.transcript import TranscriptSink, default_transcript_path
 
 
 def bundled_recording() -> Path | None:
@@ -38,68 +42,71 @@ def bundled_recording() -> Path | None:
 @dataclass(frozen=True)
 class DemoOptions:
     file: Path | None = None
-    outage: float = 3.0  # seconds without a backend; 0 for none
+    outage: float = 4.0  # seconds the network is down (connections cut, then refused); 0: none
     outage_at: float = 0.4  # fraction of the recording after which the outage begins
     asr: str = "pocketsphinx"
     seconds: float = 8.0  # length of the fallback tone when no recording is available
+    transcript: Path | None = None
+    live: bool | None = None  # None: the live view on a terminal, plain lines elsewhere
 
 
-async def run_demo(options: DemoOptions, out: IO[str] = sys.stdout) -> SessionReport:
+def demo_config(url: str) -> SessionConfig:
+    """Short heartbeat and backoff, so an outage of a few seconds shows a few retries."""
+    return SessionConfig(
+        url=url, heartbeat=2.0, backoff=BackoffPolicy(initial=0.5, max_delay=2.0, reset_after=2.0)
+    )
+
+
+async def run_demo(options: DemoOptions, out: IO[str] | None = None) -> Outcome:
     path = options.file or bundled_recording()
+    length = wav_seconds(path) if path is not None else options.seconds
     audio: Observable[AudioFrame] = (
         wav_file(path) if path is not None else tone(440.0, options.seconds)
     )
-    length = _length(path) if path is not None else options.seconds
-    backend_config = BackendConfig(asr=options.asr)
-    store = SessionStore(backend_config, recognizer_factory(options.asr))
-    port = free_port()
-    live = [await start_backend(backend_config, port=port, store=store)]
-    print(f"backend  {live[0].url}", file=out)
-    print(f"audio    {path or f'{options.seconds:.0f} s test tone'} ({length:.1f} s)", file=out)
-    config = SessionConfig(
-        url=live[0].url,
-        heartbeat=2.0,
-        backoff=BackoffPolicy(initial=0.5, max_delay=2.0, reset_after=2.0),
-    )
-    session = Session(config, audio)
-    printing = print_status(session, out)
-    outage = None
-    if options.outage > 0:
-        outage = asyncio.get_running_loop().create_task(
-            _outage(live, port, length * options.outage_at, options.outage, out)
+    described = f"{path} ({length:.1f} s)" if path else f"a {length:.0f} s test tone"
+    async with (
+        running_backend(BackendConfig(asr=options.asr)) as backend,
+        ChaosProxy(backend.port) as proxy,
+    ):
+        session = Session(demo_config(proxy.url), audio)
+        console = ConsoleSink(session, out, title="live-listener demo", live=options.live)
+        started = datetime.now().astimezone()
+        transcript = TranscriptSink(
+            options.transcript or default_transcript_path(session.ids.session_id, started),
+            session_id=session.ids.session_id,
+            events=session.events,
+            backend=f"{backend.url} (embedded, {options.asr}) through a chaos proxy",
+            audio=described,
+            started=started,
         )
-    try:
-        report = await session.run()
-    finally:
-        printing.dispose()
-        if outage is not None:
-            outage.cancel()
-            await asyncio.gather(outage, return_exceptions=True)
-        await live[0].runner.cleanup()
-        await store.close()
-    print("", file=out)
-    for line in report.lines():
-        print(line, file=out)
-    if report.text:
-        print(f"\ntranscript: {report.text}", file=out)
-    return report
+        at = length * options.outage_at
+        console.print_lines(
+            [
+                f"backend      {backend.url} (embedded, recogniser: {options.asr})",
+                f"network      chaos proxy {proxy.url}",
+                f"audio        {described}, in real time",
+                f"outage       at {at:.1f} s for {options.outage:.1f} s"
+                if options.outage > 0
+                else "outage       none",
+            ]
+        )
+        outage = None
+        if options.outage > 0:
+            outage = asyncio.get_running_loop().create_task(
+                _outage(proxy, console, at, options.outage)
+            )
+        try:
+            return await run_in_foreground(session, console, transcript)
+        finally:
+            if outage is not None:
+                outage.cancel()
+                await asyncio.gather(outage, return_exceptions=True)
 
 
-async def _outage(
-    live: list[RunningBackend], port: int, after: float, duration: float, out: IO[str]
-) -> None:
-    """Take the backend away and bring it back on the same port, sessions kept."""
+async def _outage(proxy: ChaosProxy, console: ConsoleSink, after: float, duration: float) -> None:
+    """Cut every connection and refuse new ones for `duration` seconds."""
     await asyncio.sleep(after)
-    print(f"-- outage: the backend goes away for {duration:.1f} s --", file=out, flush=True)
-    backend, store = live[0], live[0].store
-    await backend.runner.cleanup()
+    console.note(f"-- outage: the network drops every connection for {duration:.1f} s --")
+    await proxy.inject(Fault(at=after, kind="reset", duration=duration))
     await asyncio.sleep(duration)
-    live[0] = await start_backend(store.config, port=port, store=store)
-    print("-- the backend is back --", file=out, flush=True)
-
-
-def _length(path: Path) -> float:
-    import wave
-
-    with wave.open(str(path), "rb") as wav:
-        return wav.getnframes() / wav.getframerate()
+    console.note("-- the network is back --")

@@ -108,8 +108,7 @@ def log_status(session: Session) -> abc.DisposableBase:
         if isinstance(cid, str):
             connection["id"] = cid
         level = "DEBUG" if isinstance(event, AudioCounts | AudioLevel) else "INFO"
-        bound.bind(connection_id=connection.get("id"), **describe(event)).log(
-            level, "{}", type(event).__name__
-        )
+        fields = {"connection_id": connection.get("id"), **describe(event)}
+        bound.bind(**fields).log(level, "{}", type(event).__name__)
 
     return session.status.subscribe(on_event)

@@ -1,9 +1,20 @@
-"""Shared fixtures: a real embedded backend on a loopback port, per test; every log line of
-the run captured and scanned for test tokens (tests/log_capture.py)."""
+"""Shared fixtures: a real embedded backend on a loopback port, per test; a private sound
+server for the tests that capture audio; every log line of the run captured and scanned for
+test tokens (tests/log_capture.py).
+
+The sound server (a PulseAudio daemon with a null sink, see tests/audio/pulse.py) is
+started by the session-scoped `pulse` fixture (nothing is started by hand) and its
+address is put into this process's environment while it runs, because capture may run in
+this process: PortAudio (through sounddevice) reads it when it opens a device.
+sounddevice is imported lazily by `pipeline.capture`, so no test module loads PortAudio
+at collection time, before the daemon exists — and should anything load it earlier,
+`list_devices()` scans again when it sees no input device at all. Subprocesses get the
+address with `pulse.client_env()`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -12,6 +23,7 @@ import pytest
 
 from backend.config import BackendConfig
 from backend.server import RunningBackend, running_backend
+from tests.audio.pulse import PulseServer, start_pulse
 from tests.log_capture import pytest_sessionfinish, suite_log
 
 __all__ = ["pytest_sessionfinish", "suite_log"]  # the suite-wide log capture and token scan
@@ -44,3 +56,15 @@ def make_backend(record_dir: Path) -> BackendFactory:
 async def backend(make_backend: BackendFactory) -> AsyncIterator[RunningBackend]:
     async with make_backend() as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
+    server = start_pulse(tmp_path_factory.mktemp("pulse"))
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            for name, value in server.env.items():
+                env.setenv(name, value)
+            yield server
+    finally:
+        server.stop()
