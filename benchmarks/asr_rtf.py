@@ -121,11 +121,13 @@ async def backend_run(asr: str, pcm: bytes, sessions: int) -> BackendRun:
         wall = time.perf_counter() - began
         grown = (rss() - before) / MB
         recognizers = backend.store.recognizers
-        pids = (
-            recognizers.pool.worker_pids()
-            if isinstance(recognizers, PocketsphinxRecognizers)
-            else []
-        )
+        pids: list[int] = []
+        if isinstance(recognizers, PocketsphinxRecognizers):
+            # a finished session hands its decoder back from a closing task: wait for it
+            for _ in range(200):
+                if pids := recognizers.pool.worker_pids():
+                    break
+                await asyncio.sleep(0.025)
         decoder_mb = statistics.mean(rss(pid) for pid in pids) / MB if pids else 0.0
     rtfs = [m[-1].realtime_factor or 0.0 for m in metrics if m]
     return BackendRun(

@@ -22,6 +22,7 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import BehaviorSubject, Subject
 
 from operators.backoff import Decision, GaveUp, Retry, retry_with_backoff
+from operators.isolate import isolate
 from operators.level import level_meter
 from pipeline import errors
 from pipeline.audio import AudioFrame
@@ -110,20 +111,25 @@ class Session:
 
     # -- what users watch -----------------------------------------------------------
 
+    # A subscriber that raises is detached and its error logged; the session goes on.
+
     @property
     def status(self) -> Observable[StatusEvent]:
         """Every change, as it happens (hot: subscribe before `run`)."""
-        return self._status
+        return self._status.pipe(isolate(self._subscriber_failed))
 
     @property
     def state(self) -> Observable[AppState]:
         """`status.pipe(ops.scan(reduce, AppState()))`; late subscribers get the latest."""
-        return self._state
+        return self._state.pipe(isolate(self._subscriber_failed))
 
     @property
     def events(self) -> Observable[ServerEvent]:
         """The backend's events: timestamps on the session timeline, finals deduplicated."""
-        return self._events
+        return self._events.pipe(isolate(self._subscriber_failed))
+
+    def _subscriber_failed(self, error: Exception) -> None:
+        self.log.opt(exception=error).error("a subscriber raised and was detached: {}", error)
 
     @property
     def current(self) -> AppState:

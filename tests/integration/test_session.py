@@ -209,3 +209,20 @@ async def test_heartbeat_detects_a_backend_that_stops_answering() -> None:
     assert report.failure_kind == "gave_up" and "heartbeat" in (report.reason or "")
     end = report.duration + events[0].at
     assert end - streaming.at <= 2 * heartbeat + 0.3  # within two heartbeats
+
+
+async def test_a_subscriber_that_raises_does_not_stop_the_session(backend: Any) -> None:
+    session = Session(fast(backend.url), from_samples(chirp(1.0), realtime=False))
+    states: list[Any] = []
+
+    def buggy(_: object) -> None:
+        raise RuntimeError("a bug in a user's callback")
+
+    session.state.subscribe(buggy)
+    session.events.subscribe(buggy)
+    session.state.subscribe(states.append)
+    report = await asyncio.wait_for(session.run(), 30)
+
+    assert report.outcome == "completed", report.reason
+    assert report.audio["system"].acked == 50
+    assert states[-1].phase.value == "stopped"
