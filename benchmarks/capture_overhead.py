@@ -41,6 +41,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
+from benchmarks.measure import machine, summary
 from pipeline.audio import SAMPLE_RATE, frame_samples
 from pipeline.capture import list_devices, microphone
 from pipeline.config import SessionConfig
@@ -236,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="one short run of each variant")
     args = parser.parse_args(argv)
     seconds, repetitions = (2.0, 1) if args.smoke else (args.seconds, args.repetitions)
+    print(f"machine: {machine()}")
     print(f"capture overhead: {repetitions} x {seconds:.0f} s of real-time audio per variant")
     startups: list[float] = []
     with tempfile.TemporaryDirectory(prefix="ll-bench-") as work:
@@ -250,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         f"median {statistics.median(startups):.2f} CPU s, max {max(startups):.2f}"
     )
     mic, file = medians["pipeline (mic)"], medians["pipeline (file)"]
-    print(
-        f"SUMMARY capture->socket {mic:.4f} CPU s per audio s ({mic * 100:.2f}% of a core), "
+    summary(
+        f"capture->socket {mic:.4f} CPU s per audio s ({mic * 100:.2f}% of a core), "
         f"{mic / baseline:.2f}x the plain loop ({baseline:.4f}); "
         f"without the device {file:.4f} ({file / baseline:.2f}x)"
     )

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from loguru import logger
 from reactivex import Observable, abc
 from reactivex import operators as ops
+from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import BehaviorSubject, Subject
 
@@ -152,27 +153,8 @@ class Session:
         loop = asyncio.get_running_loop()
         scheduler = self._scheduler or AsyncIOScheduler(loop)
         self._clock = lambda: scheduler.to_seconds(scheduler.now)
-        self._done = done = loop.create_future()
-        outbox = self._outbox
+        self._done = loop.create_future()
         memo = LinkMemo(token=self.config.secret)
-        window = FLOW_WINDOW_S / self.config.frame_seconds
-        # a waiting source (a file) may run ahead of confirmation by the flow window
-        demand = Demand(lambda: outbox.held < window)
-
-        def flush(_: abc.SchedulerBase, __: object = None) -> None:
-            self._flush_counts()
-
-        def on_outbox_change() -> None:
-            demand.poke()
-            if not self._counts_pending:
-                self._counts_pending = True
-                wait = self._counts_at + COUNTS_EVERY_S - self._clock()
-                if wait > 0:
-                    scheduler.schedule_relative(wait, flush)
-                else:
-                    scheduler.schedule(flush)
-
-        unlisten = outbox.listen(on_outbox_change)
         self._emit(
             Started(
                 at=self._clock(), session_id=self.ids.session_id, attempt_id=self.ids.attempt_id
@@ -181,49 +163,21 @@ class Session:
         self.log.info("session started, streaming to {}", self.config.url)
         if self.config.tls_warning is not None:
             self.log.warning(self.config.tls_warning)
-        link = connect(self.config, self.ids, outbox, clock=self._clock, memo=memo).pipe(
-            retry_with_backoff(
-                self.config.backoff,
-                self._classify,
-                is_stable=lambda event: isinstance(event, Streaming),
-                scheduler=scheduler,
-                rng=self._rng,
-            )
-        )
-        link_sub = link.subscribe(
-            self._on_link, self._on_link_error, self._on_link_completed, scheduler=scheduler
-        )
-        frames: Subject[AudioFrame] = Subject()  # the captured frames, for the level meter
-        meter_sub = frames.pipe(level_meter(self.config.level_interval)).subscribe(
-            self._emit, scheduler=scheduler
-        )
-
-        def on_frame(frame: AudioFrame) -> None:
-            outbox.push(frame)
-            frames.on_next(frame)
-
-        def on_audio_error(error: Exception) -> None:
-            frames.on_completed()
-            self._on_audio_error(error)
-
-        def on_audio_end() -> None:
-            frames.on_completed()
-            self._end_audio()
-
-        with demand_scope(demand):
-            self._audio_sub = self._audio.subscribe(
-                on_frame, on_audio_error, on_audio_end, scheduler=scheduler
-            )
+        # a waiting source (a file) may run ahead of confirmation by the flow window
+        window = FLOW_WINDOW_S / self.config.frame_seconds
+        demand = Demand(lambda: self._outbox.held < window)
+        watching = self._watch_outbox(demand, scheduler)
+        linked = self._link(memo, scheduler)
+        capturing = self._capture(demand, scheduler)
         try:
-            end = await asyncio.shield(done)
+            end = await asyncio.shield(self._done)
         finally:
-            self._audio_sub.dispose()
-            meter_sub.dispose()
-            link_sub.dispose()
-            if memo.tasks:
+            capturing.dispose()
+            linked.dispose()
+            if memo.tasks:  # the sockets close
                 await asyncio.gather(*memo.tasks, return_exceptions=True)
-            unlisten()
-            outbox.abandon()
+            watching.dispose()
+            self._outbox.abandon()
             self._flush_counts()
         self._emit(end)
         self._status.on_completed()
@@ -233,6 +187,62 @@ class Session:
         )
         self.log.info("session ended: {}", " | ".join(report.lines()))
         return report
+
+    def _watch_outbox(self, demand: Demand, scheduler: abc.SchedulerBase) -> abc.DisposableBase:
+        """Wake a waiting source, and put the audio counts into the state (coalesced)."""
+
+        def flush(_: abc.SchedulerBase, __: object = None) -> None:
+            self._flush_counts()
+
+        def on_change() -> None:
+            demand.poke()
+            if not self._counts_pending:
+                self._counts_pending = True
+                wait = self._counts_at + COUNTS_EVERY_S - self._clock()
+                if wait > 0:
+                    scheduler.schedule_relative(wait, flush)
+                else:
+                    scheduler.schedule(flush)
+
+        return Disposable(self._outbox.listen(on_change))
+
+    def _link(self, memo: LinkMemo, scheduler: abc.SchedulerBase) -> abc.DisposableBase:
+        """The connection, retried with backoff, feeding status and events."""
+        link = connect(self.config, self.ids, self._outbox, clock=self._clock, memo=memo).pipe(
+            retry_with_backoff(
+                self.config.backoff,
+                self._classify,
+                is_stable=lambda event: isinstance(event, Streaming),
+                scheduler=scheduler,
+                rng=self._rng,
+            )
+        )
+        return link.subscribe(
+            self._on_link, self._on_link_error, self._on_link_completed, scheduler=scheduler
+        )
+
+    def _capture(self, demand: Demand, scheduler: abc.SchedulerBase) -> abc.DisposableBase:
+        """Audio into the outbox (never blocking), and through the level meter."""
+        frames: Subject[AudioFrame] = Subject()
+        metering = frames.pipe(level_meter(self.config.level_interval)).subscribe(
+            self._emit, scheduler=scheduler
+        )
+
+        def on_frame(frame: AudioFrame) -> None:
+            self._outbox.push(frame)
+            frames.on_next(frame)
+
+        def on_error(error: Exception) -> None:
+            frames.on_completed()
+            self._on_audio_error(error)
+
+        def on_end() -> None:
+            frames.on_completed()
+            self._end_audio()
+
+        with demand_scope(demand):
+            self._audio_sub = self._audio.subscribe(on_frame, on_error, on_end, scheduler=scheduler)
+        return CompositeDisposable(self._audio_sub, metering)
 
     async def stop(self, timeout: float | None = None) -> None:
         """End capture, deliver what is held, send `stop` and wait for the final summary.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SUMMARY = re.compile(
-    r"^SUMMARY capture->socket (?P<mic>[\d.]+) CPU s per audio s .*?"
+    r"^summary: capture->socket (?P<mic>[\d.]+) CPU s per audio s .*?"
     r"(?P<ratio>[\d.]+)x the plain loop \((?P<plain>[\d.]+)\)",
     re.MULTILINE,
 )
