@@ -6,25 +6,21 @@ library; the table the timelines are drawn from is the library's (`sinks.phases`
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from matplotlib.axes import Axes
 from reactivex import abc
 
+from operators.level import SILENCE_DBFS, frame_level
 from pipeline.audio import AudioFrame
 from pipeline.protocol import AsrFinal, ServerEvent
 from pipeline.session import Session
 from pipeline.state import AppState
 from pipeline.status import StatusEvent
 from sinks.phases import PhaseSpan, phase_spans
-
-SILENCE_DBFS = -90.0  # the level reported for digital silence
-FULL_SCALE = 32768.0
 
 PHASE_COLOURS = {
     "connecting": "#f2c14e",
@@ -39,14 +35,6 @@ PHASE_COLOURS = {
 PHASE_ROWS = ("connecting", "streaming", "resumed", "reset", "reconnecting", "finalizing")
 
 
-def dbfs(samples: npt.NDArray[np.int16]) -> float:
-    """RMS level of int16 samples in dB relative to full scale (silence: -90)."""
-    if not len(samples):
-        return SILENCE_DBFS
-    rms = float(np.sqrt(np.mean(np.square(samples.astype(np.float64)))))
-    return max(SILENCE_DBFS, 20 * math.log10(max(rms, 1e-9) / FULL_SCALE))
-
-
 @dataclass
 class Levels:
     """Per-frame levels of an audio stream, on the source's timeline (frame start, dBFS)."""
@@ -56,7 +44,7 @@ class Levels:
 
     def add(self, frame: AudioFrame) -> None:
         self.times.append(frame.start)
-        self.dbfs.append(dbfs(frame.samples))
+        self.dbfs.append(frame_level(frame).rms_dbfs)
 
 
 @dataclass

@@ -103,7 +103,7 @@ def test_the_notebook_runs_top_to_bottom(path: Path) -> None:
 def test_a_failing_cell_fails_the_run() -> None:
     notebook = nbformat.v4.new_notebook(  # type: ignore[no-untyped-call]
         cells=[
-            nbformat.v4.new_code_cell("from explore import dbfs"),  # type: ignore[no-untyped-call]
+            nbformat.v4.new_code_cell("from explore import Levels"),  # type: ignore[no-untyped-call]
             nbformat.v4.new_code_cell("1 / 0"),  # type: ignore[no-untyped-call]
         ]
     )
