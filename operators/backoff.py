@@ -57,6 +57,11 @@ class BackoffPolicy:
         return float(min(self.max_delay, self.initial * self.multiplier**exponent))
 
     def delay(self, attempt: int, rng: random.Random, floor: float = 0.0) -> float:
+        """The jittered delay before retry `attempt`, on top of `floor`.
+
+        The floor is added rather than taken as a minimum: clamping every short draw up to
+        the floor would send all the clients a busy server turned away back at once.
+        """
         ceiling = self.ceiling(attempt)
         if self.jitter == "full":
             value = rng.uniform(0.0, ceiling)
@@ -67,7 +72,7 @@ class BackoffPolicy:
         else:
             spread = ceiling * float(self.jitter)
             value = min(self.max_delay, rng.uniform(ceiling - spread, ceiling + spread))
-        return max(floor, value)
+        return floor + value
 
 
 @dataclass(frozen=True, slots=True)
