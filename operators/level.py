@@ -65,6 +65,52 @@ def window_level(source: str, at: float, chunks: Sequence[Samples]) -> AudioLeve
     )
 
 
+class LevelWindows:
+    """This window's frames, per source, until a tick turns them into levels.
+
+    The accumulator behind `level_meter`, usable directly where a frame is already in hand
+    (the session meters what it captures without a second subscription to the source).
+    """
+
+    def __init__(self) -> None:
+        self._window: dict[str, list[Samples]] = {}
+
+    def add(self, frame: AudioFrame) -> None:
+        chunks = self._window.get(frame.source)
+        if chunks is None:
+            self._window[frame.source] = [frame.samples]
+        else:
+            chunks.append(frame.samples)
+
+    def close(self, at: float) -> list[AudioLevel]:
+        """The levels of the window that ends now; the next one starts empty."""
+        ended, self._window = self._window, {}
+        return [window_level(source, at, chunks) for source, chunks in ended.items()]
+
+    def tick(
+        self,
+        interval: float,
+        emit: Callable[[AudioLevel], None],
+        scheduler: abc.SchedulerBase | None = None,
+    ) -> abc.DisposableBase:
+        """Close a window every `interval` seconds of `scheduler`'s time, emitting its levels."""
+        clock = scheduler or TimeoutScheduler.singleton()
+        if not isinstance(clock, PeriodicScheduler):
+            raise TypeError(f"the level meter needs a periodic scheduler, not {clock!r}")
+
+        def on_tick(state: object) -> object:
+            for level in self.close(clock.to_seconds(clock.now)):
+                emit(level)
+            return state
+
+        return clock.schedule_periodic(interval, on_tick)
+
+
+def _seconds(scheduler: abc.SchedulerBase | None) -> float:
+    clock = scheduler or TimeoutScheduler.singleton()
+    return clock.to_seconds(clock.now)
+
+
 def level_meter(
     interval: float = DEFAULT_INTERVAL, scheduler: abc.SchedulerBase | None = None
 ) -> Callable[[Observable[AudioFrame]], Observable[AudioLevel]]:
@@ -84,40 +130,18 @@ def level_meter(
         def subscribe(
             observer: abc.ObserverBase[AudioLevel], sub_scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            clock = scheduler or sub_scheduler or TimeoutScheduler.singleton()
-            window: dict[str, list[Samples]] = {}  # this window's frames, per source
-
-            def flush() -> None:
-                if not window:
-                    return
-                at = clock.to_seconds(clock.now)
-                ended = list(window.items())
-                window.clear()
-                for source, chunks in ended:
-                    observer.on_next(window_level(source, at, chunks))
-
-            def on_next(frame: AudioFrame) -> None:
-                chunks = window.get(frame.source)
-                if chunks is None:
-                    window[frame.source] = [frame.samples]
-                else:
-                    chunks.append(frame.samples)
+            windows = LevelWindows()
 
             def on_completed() -> None:
-                flush()
+                for level in windows.close(_seconds(scheduler or sub_scheduler)):
+                    observer.on_next(level)
                 observer.on_completed()
 
-            def tick(state: object) -> object:
-                flush()
-                return state
-
-            if not isinstance(clock, PeriodicScheduler):
-                raise TypeError(f"the level meter needs a periodic scheduler, not {clock!r}")
-            timer = clock.schedule_periodic(interval, tick)
+            ticking = windows.tick(interval, observer.on_next, scheduler or sub_scheduler)
             upstream = frames.subscribe(
-                on_next, observer.on_error, on_completed, scheduler=sub_scheduler
+                windows.add, observer.on_error, on_completed, scheduler=sub_scheduler
             )
-            return CompositeDisposable(upstream, timer)
+            return CompositeDisposable(upstream, ticking)
 
         return reactivex.create(subscribe)
 

@@ -127,7 +127,8 @@ class Outbox:
         self._listeners: list[Callable[[], None]] = []
 
     def listen(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call `callback` after every change (it must be cheap); returns an unlistener."""
+        """Call `callback` after every change but the writer's own `take`/`untake` (it must
+        be cheap: it runs per captured frame); returns an unlistener."""
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback)
 
@@ -189,8 +190,7 @@ class Outbox:
         best.cursor += 1
         if best.base is None:
             best.base = frame.seq
-        self._changed()
-        return frame
+        return frame  # not announced: the writer is the one who asked
 
     def untake(self, frame: AudioFrame) -> None:
         """The last `take()` of this frame's source was never written (the socket was
@@ -204,7 +204,6 @@ class Outbox:
             lane.sent -= 1
         else:
             lane.resent -= 1
-        self._changed()
 
     @property
     def drained(self) -> bool:

@@ -24,7 +24,7 @@ from reactivex.subject import BehaviorSubject, Subject
 
 from operators.backoff import Decision, GaveUp, Retry, retry_with_backoff
 from operators.isolate import isolate
-from operators.level import level_meter
+from operators.level import LevelWindows, frame_level
 from pipeline import errors
 from pipeline.audio import AudioFrame
 from pipeline.config import SessionConfig
@@ -223,22 +223,28 @@ class Session:
 
     def _capture(self, demand: Demand, scheduler: abc.SchedulerBase) -> abc.DisposableBase:
         """Audio into the outbox (never blocking), and through the level meter."""
-        frames: Subject[AudioFrame] = Subject()
-        metering = frames.pipe(level_meter(self.config.level_interval)).subscribe(
-            self._emit, scheduler=scheduler
-        )
+        interval = self.config.level_interval
+        levels = LevelWindows()
+        metering = levels.tick(interval, self._emit, scheduler) if interval else Disposable()
 
         def on_frame(frame: AudioFrame) -> None:
             self._outbox.push(frame)
-            frames.on_next(frame)
+            if interval:
+                levels.add(frame)
+            else:
+                self._emit(frame_level(frame))
 
-        def on_error(error: Exception) -> None:
-            frames.on_completed()
-            self._on_audio_error(error)
+        def last_levels() -> None:
+            for level in levels.close(self._clock()):
+                self._emit(level)
 
         def on_end() -> None:
-            frames.on_completed()
+            last_levels()
             self._end_audio()
+
+        def on_error(error: Exception) -> None:
+            last_levels()
+            self._on_audio_error(error)
 
         with demand_scope(demand):
             self._audio_sub = self._audio.subscribe(on_frame, on_error, on_end, scheduler=scheduler)

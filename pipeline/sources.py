@@ -35,6 +35,7 @@ from pipeline.audio import (
 from pipeline.flow import current_demand
 
 _YIELD_EVERY = 32  # frames between yields to the loop when running unpaced
+_ASK_EVERY = 8  # frames between looks at the demand (it bounds a window of hundreds)
 _WIDTHS: dict[int, np.dtype[np.integer]] = {
     1: np.dtype(np.uint8),
     2: np.dtype("<i2"),
@@ -161,7 +162,7 @@ def _on_demand(
         async def produce() -> None:
             now = clock.to_seconds(clock.now)
             for index, frame in enumerate(frames):
-                if not demand.ready:
+                if index % _ASK_EVERY == 0 and not demand.ready:
                     await demand.wait()
                     now = clock.to_seconds(clock.now)
                 elif index % _YIELD_EVERY == 0:

@@ -137,14 +137,18 @@ def test_written_marks_give_the_barrier_positions() -> None:
     assert outbox.written_marks() == {"system": 2, "mic": 1}
 
 
-def test_listeners_hear_every_change() -> None:
+def test_listeners_hear_captures_and_confirmations_not_the_writers_takes() -> None:
     outbox = Outbox()
     calls: list[int] = []
     unlisten = outbox.listen(lambda: calls.append(1))
     fill(outbox, frames(2))
     outbox.take()
+    assert len(calls) == 2
+    outbox.confirm("system", 0)
+    assert len(calls) == 3
     unlisten()
     outbox.take()
+    outbox.confirm("system", 1)
     assert len(calls) == 3
 
 
