@@ -23,9 +23,10 @@ BUSY_FLOOR = 5.0
 
 
 class LiveListenerError(Exception):
-    """Base of all session failures. Messages are redacted: they never carry a secret."""
+    """Base of all session failures. Messages are redacted: they never carry a secret.
 
-    retryable: bool = False
+    Whether one is retried is decided by `decide` below, and nowhere else.
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(redact(message))
@@ -55,13 +56,9 @@ class TlsError(LiveListenerError):
 class ServerBusy(LiveListenerError):
     """The backend is at capacity: retry, but never sooner than a floor."""
 
-    retryable = True
-
 
 class ConnectionLost(LiveListenerError):
     """A transient network or server fault: refused, reset, timeout, abnormal close."""
-
-    retryable = True
 
     def __init__(self, message: str, *, close_code: int | None = None) -> None:
         super().__init__(message)

@@ -19,7 +19,7 @@ or as unconfirmed if it had been written and could no longer be resent).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pipeline.audio import AudioFrame
@@ -288,6 +288,3 @@ class Outbox:
         for lane in self._lanes.values():
             total += len(lane.held)
         return total
-
-    def sources(self) -> Iterable[str]:
-        return self._lanes.keys()
