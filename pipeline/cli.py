@@ -29,6 +29,33 @@ from pipeline.listen import ListenOptions, SourceSpec, listen, parse_source
 from pipeline.redaction import Secret
 
 TOKEN_ENV = "LIVE_LISTENER_TOKEN"  # read when --token-env is not given
+# Options a user sets once (in a shell profile or a service unit) instead of on every call.
+ENV_OPTIONS = {
+    "LIVE_LISTENER_URL": "--url",
+    "LIVE_LISTENER_SOURCE": "--source (comma-separated for several)",
+    "LIVE_LISTENER_DEVICE": "--device",
+    "LIVE_LISTENER_PROTOCOL": "--protocol",
+    "LIVE_LISTENER_TRANSCRIPT": "--transcript",
+}
+ENV_HELP = "environment (a flag given on the command line wins):\n" + "\n".join(
+    [f"  {TOKEN_ENV:<26}the token, when --token-env is not given"]
+    + [f"  {name:<26}{flag}" for name, flag in ENV_OPTIONS.items()]
+)
+
+
+def _version() -> str:
+    from pipeline import __version__
+
+    return f"live-listener {__version__}"
+
+
+def _speed(text: str) -> float | str:
+    if text == "max":
+        return "max"
+    try:
+        return _positive(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number or max, got {text}") from None
 
 
 def _positive(text: str) -> float:
@@ -73,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="live-listener",
         description="Stream live audio to a speech-recognition backend; survive faults.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser(
@@ -100,11 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_flags(demo)
 
     # No abbreviations: `--token VALUE` must be an error, not `--token-env VALUE`.
+    env = os.environ
     listen = commands.add_parser(
-        "listen", help="stream live audio to a backend", allow_abbrev=False
+        "listen",
+        help="stream live audio to a backend",
+        allow_abbrev=False,
+        epilog=ENV_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     listen.add_argument(
-        "--url", default=DEFAULT_URL, help=f"the backend's address (default {DEFAULT_URL})"
+        "--url",
+        default=env.get("LIVE_LISTENER_URL") or DEFAULT_URL,
+        help=f"the backend's address (default {DEFAULT_URL})",
     )
     listen.add_argument(
         "--token-env",
@@ -118,12 +153,27 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument(
         "--source",
         type=_source,
-        default="mic",
+        action="append",
         metavar="mic|system|file:PATH|tone",
-        help="what to stream (default mic)",
+        help="what to stream (default mic); repeat for several, each its own stream and "
+        "transcript label (mic or system; name one with mic=... or system=...)",
+    )
+    listen.add_argument(
+        "--speed",
+        type=_speed,
+        default=1.0,
+        metavar="N|max",
+        help="file sources: N times real time, or max: as fast as the backend confirms (default 1)",
+    )
+    listen.add_argument(
+        "--events",
+        choices=("jsonl",),
+        help="write one JSON object per event to stdout (the view goes to stderr; "
+        "schema in the README)",
     )
     listen.add_argument(
         "--device",
+        default=env.get("LIVE_LISTENER_DEVICE") or None,
         metavar="NAME",
         help="input device: any unique part of its name, or its index (default: the "
         "default input; for system, the monitor of the default output)",
@@ -131,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument(
         "--protocol",
         choices=("auto", "0.2", "0.3"),
-        default="auto",
+        default=env.get("LIVE_LISTENER_PROTOCOL") or "auto",
         help="protocol level: auto uses v0.3 (acks, resume) when the backend has it (default auto)",
     )
     listen.add_argument(
@@ -174,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--insecure", action="store_true", help="do not verify the TLS certificate (wss://)"
     )
     _add_output_flags(listen)
+    if env.get("LIVE_LISTENER_TRANSCRIPT"):
+        listen.set_defaults(transcript=Path(env["LIVE_LISTENER_TRANSCRIPT"]).expanduser())
 
     commands.add_parser("devices", help="list audio input devices", allow_abbrev=False)
 
@@ -276,11 +328,25 @@ def _demo(args: argparse.Namespace) -> int:
     return _finish(asyncio.run(run_demo(options)))
 
 
+def _sources(args: argparse.Namespace) -> tuple[SourceSpec, ...]:
+    """--source flags, else LIVE_LISTENER_SOURCE (comma-separated), else the microphone."""
+    if args.source:
+        return tuple(args.source)
+    listed = [part.strip() for part in os.environ.get("LIVE_LISTENER_SOURCE", "").split(",")]
+    try:
+        return tuple(parse_source(part) for part in listed if part) or (SourceSpec("mic"),)
+    except ValueError as exc:
+        raise ExitError(ExitCode.USAGE, f"LIVE_LISTENER_SOURCE: {exc}") from exc
+
+
 def _listen(args: argparse.Namespace) -> int:
+    events = sys.stdout if args.events == "jsonl" else None
     options = ListenOptions(
         url=args.url,
         token=read_token(args),
-        source=args.source,
+        sources=_sources(args),
+        speed=args.speed,
+        events=events,
         device=args.device,
         protocol=args.protocol,
         transcript=args.transcript,
@@ -293,7 +359,7 @@ def _listen(args: argparse.Namespace) -> int:
         verify_tls=not args.insecure,
         live=False if args.plain else None,
     )
-    return _finish(asyncio.run(listen(options)))
+    return _finish(asyncio.run(listen(options, sys.stderr if events is not None else None)))
 
 
 def _devices() -> int:

@@ -21,10 +21,11 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias, cast
 
+import reactivex
+from reactivex import Observable
 from reactivex import operators as ops
-from reactivex.disposable import CompositeDisposable
 
 from pipeline.protocol import AsrFinal, AsrPartial, ServerEvent
 from pipeline.report import SessionReport
@@ -88,6 +89,29 @@ def _phase_key(state: AppState) -> tuple[object, ...]:
     return (state.phase, state.attempt, state.retry_at)
 
 
+def _is_backend_status(event: StatusEvent) -> bool:
+    return isinstance(event, BackendStatus)
+
+
+def _is_transcript(event: ServerEvent) -> bool:
+    return isinstance(event, AsrFinal | AsrPartial)
+
+
+def _as_event(event: object) -> SessionEvent:
+    return cast(SessionEvent, event)  # what the filter before it let through
+
+
+def session_events(session: Session) -> Observable[SessionEvent]:
+    """A session's events as the front door sees them, all but `Missed` and `Ended`
+    (hot: subscribe before the session runs)."""
+    phases: Observable[SessionEvent] = session.state.pipe(
+        ops.filter(_begun), ops.distinct_until_changed(_phase_key), ops.map(PhaseChanged.of)
+    )
+    statuses = session.status.pipe(ops.filter(_is_backend_status), ops.map(_as_event))
+    transcripts = session.events.pipe(ops.filter(_is_transcript), ops.map(_as_event))
+    return reactivex.merge(phases, statuses, transcripts)
+
+
 class EventQueue:
     """A bounded, never-blocking queue of events; the end is kept apart and always arrives."""
 
@@ -141,27 +165,12 @@ class EventFeed:
         self.session = session
         self.queue = EventQueue(maxsize)
         self.report: SessionReport | None = None
-        self._subscriptions = CompositeDisposable(
-            session.state.pipe(
-                ops.filter(_begun),
-                ops.distinct_until_changed(_phase_key),
-            ).subscribe(lambda state: self.queue.put(PhaseChanged.of(state))),
-            session.status.subscribe(self._on_status),
-            session.events.subscribe(self._on_event),
-        )
+        self._subscription = session_events(session).subscribe(self.queue.put)
         self.task = asyncio.get_running_loop().create_task(session.run())
         self.task.add_done_callback(self._ended)
 
-    def _on_status(self, event: StatusEvent) -> None:
-        if isinstance(event, BackendStatus):
-            self.queue.put(event)
-
-    def _on_event(self, event: ServerEvent) -> None:
-        if isinstance(event, AsrFinal | AsrPartial):
-            self.queue.put(event)
-
     def _ended(self, task: asyncio.Task[SessionReport]) -> None:
-        self._subscriptions.dispose()
+        self._subscription.dispose()
         if task.cancelled():
             self.queue.close(asyncio.CancelledError())
         elif (error := task.exception()) is not None:
