@@ -29,6 +29,7 @@ except metadata.PackageNotFoundError:  # a source tree that was never installed
 _EXPORTS = {
     "SAMPLE_RATE": "pipeline.audio",
     "AudioFrame": "pipeline.audio",
+    "to_int16": "pipeline.audio",
     "AppState": "pipeline.state",
     "Phase": "pipeline.state",
     "reduce": "pipeline.state",
@@ -161,6 +162,7 @@ __all__ = [
     "read_wav",
     "reduce",
     "retry_with_backoff",
+    "to_int16",
     "tone",
     "wav_file",
 ]
@@ -180,7 +182,7 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:
     from operators.backoff import BackoffPolicy, Decision, GaveUp, Retry, retry_with_backoff
-    from pipeline.audio import SAMPLE_RATE, AudioFrame
+    from pipeline.audio import SAMPLE_RATE, AudioFrame, to_int16
     from pipeline.blocking import BlockingSession
     from pipeline.capture import InputDevice, find_device, list_devices, microphone
     from pipeline.config import SessionConfig

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -317,7 +318,18 @@ def _finish(outcome: Outcome) -> int:
     return outcome.exit_code
 
 
+def need_recogniser(asr: str) -> None:
+    """The embedded recogniser comes with the `backend` extra: say how to get it."""
+    if asr == "pocketsphinx" and importlib.util.find_spec("pocketsphinx") is None:
+        raise ExitError(
+            ExitCode.BAD_CONFIG,
+            "the embedded backend's recogniser (pocketsphinx) is not installed: "
+            "pip install 'live-listener[backend]' (or pass --asr none to run without it)",
+        )
+
+
 def _demo(args: argparse.Namespace) -> int:
+    need_recogniser(args.asr)
     options = DemoOptions(
         file=args.file,
         outage=0.0 if args.no_outage else args.outage,
@@ -387,6 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "devices":
             return _devices()
         if args.command == "serve":
+            need_recogniser(args.asr)
             import os
 
             token = os.environ.get(args.token_env) if args.token_env else None
