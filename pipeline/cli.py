@@ -283,7 +283,9 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
         help="write the transcript to PATH.md and PATH.jsonl "
         "(default: a new file under $XDG_DATA_HOME/live-listener/transcripts)",
     )
-    parser.add_argument("--log-json", type=Path, metavar="PATH", help="JSON-lines log file")
+    parser.add_argument(
+        "--log-json", type=Path, metavar="PATH", help="JSON-lines log file (- for stderr)"
+    )
     parser.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
 
 
@@ -434,7 +436,7 @@ def _logs(args: argparse.Namespace) -> None:
     if getattr(args, "log_json", None) is not None:
         from sinks.log import log_sink
 
-        log_sink(args.log_json)
+        log_sink(sys.stderr if str(args.log_json) == "-" else args.log_json)
 
 
 if __name__ == "__main__":

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import subprocess
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from backend.server import free_port
 from pipeline import __version__
 from tests.asr.speech import speech_pcm, words
 from tests.cli.conftest import write_wav
@@ -62,12 +62,6 @@ def test_the_client_alone_has_no_recogniser_and_says_how_to_get_it(
         assert "pip install 'live-listener[backend]'" in ran.stderr
     public = client_install.run("-c", "import pipeline; print(len(dir(pipeline)))", cwd=tmp_path)
     assert int(public.stdout) > 60
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_for_port(port: int, process: asyncio.subprocess.Process) -> None:
