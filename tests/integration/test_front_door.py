@@ -5,6 +5,8 @@ from `report.raise_for_failure()`, leaving early and cancelling (stop sent, summ
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -233,3 +235,53 @@ async def test_leaving_the_blocking_block_early_stops_cleanly(backend: Any) -> N
     assert not any(isinstance(e, Ended) for e in events)
     assert report.outcome == "stopped" and report.summary is not None
     assert report.frames_lost == 0
+
+
+CTRL_C_SCRIPT = """
+import asyncio, sys
+from pipeline import AudioCounts, Session, SessionConfig, tone
+
+async def main() -> None:
+    session = Session(SessionConfig(url=sys.argv[1]), tone(440.0, 60.0))
+    said = []
+
+    def on_status(event) -> None:
+        acked = isinstance(event, AudioCounts) and event.counts["system"].acked >= 10
+        if acked and not said:
+            said.append(print("acked", flush=True))
+
+    session.status.subscribe(on_status)
+    try:
+        async with session:
+            async for _ in session:
+                pass
+    finally:
+        report = session.report
+        counts = report.audio["system"]
+        print("report", report.outcome, report.summary is not None, counts.captured,
+              counts.acked, report.frames_lost, flush=True)
+
+asyncio.run(main())
+"""
+
+
+async def test_ctrl_c_under_asyncio_run_stops_cleanly(backend: Any) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-c", CTRL_C_SCRIPT, backend.url),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), 20)
+    assert line == b"acked\n"  # ten frames confirmed: the session is streaming
+    process.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(process.communicate(), 20)
+    # the session stopped cleanly (stop sent, summary awaited, nothing lost), then
+    # asyncio.run raised KeyboardInterrupt, which ends Python by SIGINT
+    fields = out.decode().split()
+    assert fields[:3] == ["report", "stopped", "True"], err.decode()
+    captured, acked, lost = map(int, fields[3:])
+    assert captured >= 10 and captured == acked and lost == 0
+    assert process.returncode == -signal.SIGINT
+    assert b"KeyboardInterrupt" in err
