@@ -29,6 +29,7 @@ from pipeline import (
     BlockingSession,
     Ended,
     LiveListenerError,
+    Missed,
     Phase,
     PhaseChanged,
     Session,
@@ -38,6 +39,7 @@ from pipeline import (
     Unauthorized,
 )
 from pipeline.audio import AudioFrame
+from pipeline.events import EventFeed, session_events
 from pipeline.sources import from_samples
 from tests.asr.speech import speech_pcm
 from tests.conftest import BackendFactory
@@ -285,3 +287,20 @@ async def test_ctrl_c_under_asyncio_run_stops_cleanly(backend: Any) -> None:
     assert captured >= 10 and captured == acked and lost == 0
     assert process.returncode == -signal.SIGINT
     assert b"KeyboardInterrupt" in err
+
+
+async def test_a_consumer_that_reads_nothing_never_stalls_the_session(backend: Any) -> None:
+    """The session runs to its end with nobody reading; what the queue could not hold is
+    counted exactly and said first, then the newest events and the end."""
+    session = Session(fast(backend.url), from_samples(chirp(2.0), realtime=False))
+    everything: list[SessionEvent] = []
+    session_events(session).subscribe(everything.append)
+    feed = EventFeed(session, maxsize=2)
+    report = await asyncio.wait_for(feed.task, 30)  # nobody has read a single event
+
+    read = [event async for event in feed.events()]
+
+    assert report.outcome == "completed" and report.frames_lost == 0
+    dropped = len(everything) - 2
+    assert dropped > 0
+    assert read == [Missed(dropped), *everything[-2:], Ended(report)]
