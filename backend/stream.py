@@ -68,6 +68,7 @@ class SourceStream:
         self.dropped_recent = 0
         self.recognizing = True  # False once no recogniser works for this source
         self.queue_max = max(1, round(queue_seconds * FRAMES_PER_SECOND))
+        self.queue_max_bytes = self.queue_max * BYTES_PER_SECOND // FRAMES_PER_SECOND
         self._batch_bytes = max(1, round(batch_seconds * BYTES_PER_SECOND))
         self._queue: deque[tuple[int, bytes]] = deque()
         self._queued_bytes = 0
@@ -102,7 +103,7 @@ class SourceStream:
         self.received_bytes += len(pcm)
         if self.recording is not None:
             self.recording.write(self.source, pcm)
-        if len(self._queue) >= self.queue_max:
+        if self._full(len(pcm)):
             self.dropped_total += 1
             self.dropped_recent += 1
             self._timeline.skip(self._fed_seconds, len(pcm) / BYTES_PER_SECOND)
@@ -112,6 +113,15 @@ class SourceStream:
             self._idle.clear()
             self._wakeup.set()
         return True
+
+    def _full(self, incoming: int) -> bool:
+        """Bounded in frames and in bytes: large frames fill it as fast as their audio."""
+        over_bytes = self._queued_bytes + incoming > self.queue_max_bytes
+        return len(self._queue) >= self.queue_max or (bool(self._queue) and over_bytes)
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
 
     @property
     def _fed_seconds(self) -> float:
@@ -214,6 +224,15 @@ class SourceStream:
                 )
                 self.finals.append(message)
             self.emit(message)
+
+    def forget_unacked(self) -> None:
+        """Drop the queued frames (never acknowledged: the client still has them) so that
+        `finish` transcribes only what was handed on; the stream expects them again."""
+        if self._queue:
+            self.next_seq = self._queue[0][0]
+            self._queue.clear()
+            self._queued_bytes = 0
+            self._wakeup.set()
 
     async def finish(self) -> None:
         """Recognise everything queued, then close the utterance in progress."""

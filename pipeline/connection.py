@@ -66,6 +66,7 @@ class LinkMemo:
     token: Secret | None = None
     streamed: bool = False  # some connection of this session has reached `streaming`
     refreshes_left: int = 1  # token-provider retries allowed before the next `streaming`
+    resume_token: Secret | None = None  # the session's private secret, from the backend
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -335,6 +336,7 @@ class _Link:
             client_features=self.config.client_features,
             capabilities=CAPABILITIES if self.offered_v03 else None,
             resume=resume or None,
+            resume_token=self.memo.resume_token if resume else None,
         )
 
     def _streaming(self, status: Status) -> None:
@@ -345,6 +347,8 @@ class _Link:
             self.log.warning("the backend speaks only v0.2: no acks, no resume")
         self.outbox.resume(dict(status.next_seq or {}) if resumed else None)
         first = not self.memo.streamed
+        if status.resume_token is not None:  # a new session on the backend: its new secret
+            self.memo.resume_token = status.resume_token
         self.memo.streamed = True
         self.memo.refreshes_left = 1
         self.log.info(
