@@ -22,10 +22,13 @@ from pipeline.sources import from_samples
 from tests.integration.fuzzing import valid_start
 from tests.integration.test_session import chirp, fast
 from tests.security.labeller import Labeller
+from tests.security.polling import until_true
 from tests.tokens import TOKEN
 
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
-SILENCE = json.dumps({"type": "audio", "source": "system", "data": base64.b64encode(bytes(640)).decode()})
+SILENCE = json.dumps(
+    {"type": "audio", "source": "system", "data": base64.b64encode(bytes(640)).decode()}
+)
 
 
 async def messages_until(ws: ClientWebSocketResponse, kind: str) -> list[dict[str, Any]]:
@@ -78,8 +81,7 @@ async def test_the_session_id_alone_never_reaches_another_clients_session(
         victim = Session(fast(backend.url, token=TOKEN), from_samples(samples))
         running = asyncio.get_running_loop().create_task(victim.run())
         key = (victim.ids.session_id, 0)
-        while key not in backend.store.sessions:
-            await asyncio.sleep(0.01)
+        await until_true(lambda: key in backend.store.sessions)
         async with ClientSession() as http:
             heard = await intrude(http, backend.url, victim.ids.session_id)
         assert not running.done()  # the intrusion happened while the victim streamed

@@ -3,7 +3,6 @@ a directory no other id maps to, and nothing that exists is truncated."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from pathlib import Path
@@ -14,6 +13,7 @@ from backend.record_path import session_dir, session_dir_name
 from backend.recording import recorded_pcm
 from tests.conftest import BackendFactory
 from tests.integration.fuzzing import valid_start
+from tests.security.polling import until_true
 from tests.security.test_ownership import messages_until
 
 # the backend takes ids of up to 128 characters; longer ones are refused at `start`
@@ -49,8 +49,7 @@ async def test_hostile_ids_record_inside_the_record_dir_and_truncate_nothing(
                 await ws.send_str(json.dumps({"type": "stop", "session_id": session_id}))
                 await messages_until(ws, "final_summary")
                 await ws.close()
-        while backend.store.sessions:
-            await asyncio.sleep(0.01)
+        await until_true(lambda: not backend.store.sessions)
     assert bait.read_bytes() == b"keep me"
     assert sorted(p.name for p in outer.iterdir()) == ["records", "system.wav"]
     assert len(list(root.iterdir())) == len(HOSTILE)
