@@ -10,8 +10,11 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+
+from loguru import logger
 
 from backend.asr import ASR_KINDS, DEFAULT_DECODERS
 from backend.config import BackendConfig
@@ -251,5 +254,13 @@ def run_serve(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         )
     except ValueError as exc:
         raise ExitError(ExitCode.USAGE, str(exc)) from exc
+    _operator_log()
     serve(config, args.host, args.port, auth=auth)
     return ExitCode.OK
+
+
+def _operator_log() -> None:
+    """One plain line per event (session start, resume, end; shutdown) on stderr."""
+    logger.remove()
+    logger.enable("backend")
+    logger.add(sys.stderr, level="INFO", format="{time:YYYY-MM-DD HH:mm:ss} {level} {message}")

@@ -215,7 +215,11 @@ class SessionStore:
         if session.recording is not None:
             session.recording.close()  # no descriptors held while detached; reopened on resume
         self.detached[session.key] = session
-        session.log.info("detached; resumable for {} s", self.config.resume_window)
+        session.log.info(
+            "session {} detached; resumable for {} s",
+            _short_id(session.session_id),
+            self.config.resume_window,
+        )
         self._bound_detached()
 
     def _bound_detached(self) -> None:

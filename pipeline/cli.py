@@ -12,6 +12,7 @@ import getpass
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 from pathlib import Path
 
 from loguru import logger
@@ -67,8 +68,18 @@ class _RefuseToken(argparse.Action):
         )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Never repeats arguments it did not understand: a mistyped option's value may be a
+    secret, and the error line lands in terminals and logs."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            message = "unrecognized arguments (not repeated: one may be a secret); see --help"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="live-listener",
         description="Stream live audio to a speech-recognition backend; survive faults.",
         allow_abbrev=False,
