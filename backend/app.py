@@ -30,7 +30,6 @@ SLOWED = "Over {rate:g} messages/s: reading slowed"
 SLOWED_NOTICE_EVERY = 5.0  # seconds between two "reading slowed" warnings
 NO_START = "No start within {timeout:g} s: closing"
 TOO_MUCH_AUDIO = "audio message over {limit} bytes of PCM: ignored"
-RESTARTING = "Server restarting: resume elsewhere"
 STORE: web.AppKey[SessionStore] = web.AppKey("store", SessionStore)
 CONFIG: web.AppKey[BackendConfig] = web.AppKey("config", BackendConfig)
 
@@ -195,7 +194,6 @@ class ClientConnection:
         if session is not None and session.owner is self:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._transcribe_acked(session), self.config.shutdown_grace)
-        self.send({"type": "status", "state": "error", "message": RESTARTING})
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._flush(), self.config.shutdown_grace)
         await self.ws.close(code=1012, message=b"server restarting")
