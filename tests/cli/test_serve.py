@@ -12,7 +12,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from aiohttp import ClientSession, WSMsgType
+from aiohttp import ClientSession
 
 from backend.config import BackendConfig
 from backend.server import free_port
