@@ -19,6 +19,7 @@ from backend.asr import (
     close_factory,
 )
 from backend.config import BackendConfig
+from backend.handover import hand_over
 from backend.recording import Recording
 from backend.stream import SourceStream
 
@@ -59,16 +60,21 @@ class BackendSession:
         self.owner: object | None = None
         self.unconfirmed_finals: list[dict[str, Any]] = []  # sent on the current socket
         self.expiry: asyncio.TimerHandle | None = None
+        # Frees a recogniser held by a detached session, when the pool has none left.
+        self.reclaim: Callable[[], asyncio.Task[Recognizer] | None] | None = None
         self.log = logger.bind(session_id=session_id)
 
     def stream(self, source: str) -> SourceStream:
         stream = self.streams.get(source)
         if stream is None:
             unavailable: str | None = None
+            pending: asyncio.Task[Recognizer] | None = None
             try:
                 recognizer: Recognizer = self.recognizers()
             except RecognizerUnavailable as exc:
-                recognizer, unavailable = NullRecognizer(), str(exc)
+                recognizer = NullRecognizer()
+                pending = self.reclaim() if self.reclaim is not None else None
+                unavailable = None if pending is not None else str(exc)
             stream = self.streams[source] = SourceStream(
                 source,
                 recognizer,
@@ -80,6 +86,7 @@ class BackendSession:
                 if self.resumable
                 else self.config.asr_queue_seconds,
                 unique_ids=self.resumable,
+                pending=pending,
             )
             if unavailable is not None:
                 self.log.warning("no recogniser for {}: {}", source, unavailable)
@@ -195,6 +202,7 @@ class SessionStore:
         session = BackendSession(
             session_id, resumable, self.config, self.recognizers, self.executor, instance
         )
+        session.reclaim = lambda: hand_over(self.detached.values(), self.recognizers)
         self.sessions[session.key] = session
         session.log.info(
             "session {} started{}",
