@@ -199,11 +199,11 @@ class ClientConnection:
         await self.ws.close(code=1012, message=b"server restarting")
 
     async def _transcribe_acked(self, session: BackendSession) -> None:
-        for stream in session.streams.values():
-            stream.forget_unacked()  # queued frames were never acked: the client keeps them
-        if self.v03:
-            for source in session.streams:
+        if self.v03:  # queued frames were never acked: the client keeps them, resends them
+            for source, stream in session.streams.items():
+                stream.forget_unacked()
                 self._ack(source)
+        # (a v0.2 client cannot resend: everything it delivered is transcribed)
         await asyncio.gather(*(stream.finish() for stream in session.streams.values()))
 
     def _slowed(self, now: float) -> None:
