@@ -340,7 +340,8 @@ class _Link:
             client_features=self.config.client_features,
             capabilities=CAPABILITIES if self.offered_v03 else None,
             resume=resume or None,
-            resume_token=self.memo.resume_token if resume else None,
+            # every reconnection is a resume, even with nothing in flight to resend
+            resume_token=self.memo.resume_token if self.offered_v03 else None,
         )
 
     def _streaming(self, status: Status) -> None:

@@ -77,8 +77,8 @@ def encode_start(start: Start) -> str:
         body["capabilities"] = list(start.capabilities)
     if start.resume:
         body["resume"] = dict(start.resume)
-        if start.resume_token is not None:
-            body["resume_token"] = start.resume_token.reveal()
+    if start.resume_token is not None:
+        body["resume_token"] = start.resume_token.reveal()
     return json.dumps(body, separators=(",", ":"))
 
 
