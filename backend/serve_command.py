@@ -38,7 +38,7 @@ def _number(
     return parse
 
 
-_seconds = _number(float, 0, strict=True)
+_positive = _number(float, 0, strict=True)
 _count = _number(int, 1, strict=False)
 _amount = _number(int, 0, strict=False)
 
@@ -126,14 +126,14 @@ def add_serve_options(
     )
     add(
         "--start-timeout",
-        type=_seconds,
+        type=_positive,
         default=d.start_timeout,
         metavar="SECONDS",
         help=f"a socket that sends no start by then is closed (default {d.start_timeout:g})",
     )
     add(
         "--handshake-timeout",
-        type=_seconds,
+        type=_positive,
         default=d.handshake_timeout,
         metavar="SECONDS",
         help="a connection that has not sent its whole HTTP request by then is closed "
@@ -156,7 +156,7 @@ def add_serve_options(
     )
     add(
         "--queue-seconds",
-        type=_seconds,
+        type=_positive,
         default=d.asr_queue_seconds_v03,
         metavar="SECONDS",
         help="audio queued per source for the recogniser, v0.3 clients "
@@ -164,7 +164,7 @@ def add_serve_options(
     )
     add(
         "--queue-seconds-v02",
-        type=_seconds,
+        type=_positive,
         default=d.asr_queue_seconds,
         metavar="SECONDS",
         help="the same for v0.2 clients, past which their frames are dropped "
@@ -172,7 +172,7 @@ def add_serve_options(
     )
     add(
         "--max-message-rate",
-        type=_seconds,
+        type=_positive,
         default=d.max_message_rate,
         metavar="N",
         help="messages/s per connection; above it reading slows "
@@ -180,7 +180,7 @@ def add_serve_options(
     )
     add(
         "--max-invalid-rate",
-        type=_seconds,
+        type=_positive,
         default=d.max_invalid_rate,
         metavar="N",
         help="invalid messages/s per connection before it is closed "
@@ -188,7 +188,7 @@ def add_serve_options(
     )
     add(
         "--shutdown-grace",
-        type=_seconds,
+        type=_positive,
         default=d.shutdown_grace,
         metavar="SECONDS",
         help="on SIGINT/SIGTERM, time spent transcribing what was acknowledged "

@@ -9,17 +9,22 @@ import asyncio
 import base64
 import json
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from aiohttp import ClientSession, WSMsgType
 
 from backend.app import NO_START, TOO_MUCH_AUDIO
 from backend.asr import NullRecognizer
+from backend.config import BackendConfig
 from backend.recording import recorded_pcm
+from backend.server import running_backend
+from backend.store import SessionStore
 from backend.stream import SourceStream
 from pipeline.exit_codes import ExitCode, for_report
 from pipeline.session import Session
 from pipeline.sources import from_samples
+from tests.asr.slowed import SlowedRecognizers
 from tests.conftest import BackendFactory
 from tests.integration.fuzzing import valid_start
 from tests.integration.test_session import chirp, fast
@@ -145,3 +150,38 @@ async def test_a_source_queue_is_bounded_in_bytes_as_well_as_frames() -> None:
     assert (large.queue_depth, large.queued_bytes, large.dropped_total) == (1, 32_000, 2)
     for stream in streams:
         await stream.close()
+
+
+async def received(store: SessionStore, name: str, frames: int) -> None:
+    def done() -> bool:
+        session = store.sessions.get((name, 0))
+        stream = session.streams.get("system") if session is not None else None
+        return stream is not None and stream.next_seq == frames
+
+    await until_true(done)
+
+
+def settled(store: SessionStore, gone: int) -> bool:
+    """`gone` sessions lost their socket: each is detached or was evicted."""
+    return len(store.detached) + store.evicted == gone
+
+
+async def test_detached_sessions_beyond_the_byte_limit_end_oldest_first(
+    record_dir: Path,
+) -> None:
+    """A recogniser 4x slower than real time keeps most of each 3 s sent in the queue: one
+    detached session holds 2.48-3 s (79-96 kB), two cannot fit in 120 kB."""
+    config = BackendConfig(record_dir=record_dir, max_detached_bytes=120_000)
+    store = SessionStore(config, SlowedRecognizers(NullRecognizer, 4.0))
+    frame = base64.b64encode(bytes(640)).decode()
+    async with running_backend(config, store=store) as backend, ClientSession() as http:
+        for number, name in enumerate(("older", "newer")):
+            ws = await http.ws_connect(backend.url)
+            await ws.send_str(valid_start(name))
+            await messages_until(ws, "streaming")
+            for seq in range(150):
+                await ws.send_str(json.dumps({"type": "audio", "data": frame, "seq": seq}))
+            await received(store, name, 150)
+            await ws.close()
+            await until_true(partial(settled, store, number + 1))
+        assert [key[0] for key in store.detached] == ["newer"] and store.evicted == 1
