@@ -27,6 +27,7 @@ class SessionReport:
     audio: Mapping[str, SourceCounts]
     transcript: tuple[AsrFinal, ...] = ()
     summary: FinalSummary | None = field(default=None, repr=False)
+    untranscribed: str | None = None  # the backend had no recogniser for some audio: why
 
     @property
     def totals(self) -> SourceCounts:
@@ -58,6 +59,7 @@ class SessionReport:
             "frames_lost": self.frames_lost,
             "audio": {source: asdict(counts) for source, counts in self.audio.items()},
             "segments": len(self.transcript),
+            "untranscribed": self.untranscribed,
         }
 
     def lines(self) -> list[str]:
@@ -76,6 +78,8 @@ class SessionReport:
         ]
         if self.protocol:
             out.insert(2, f"protocol     v{self.protocol}")
+        if self.untranscribed:
+            out.append(f"not transcribed: {self.untranscribed}")
         return out
 
 
@@ -109,4 +113,5 @@ def build_report(
         audio=dict(state.audio),
         transcript=transcript,
         summary=summary,
+        untranscribed=state.untranscribed or None,
     )

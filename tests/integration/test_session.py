@@ -10,6 +10,7 @@ import numpy as np
 
 from backend.asr import NullRecognizer
 from backend.config import BackendConfig
+from backend.record_path import session_dir_name
 from backend.recording import recorded_pcm
 from backend.server import free_port, start_backend
 from backend.store import SessionStore
@@ -112,7 +113,7 @@ async def test_backend_restart_mid_stream_resumes_with_nothing_lost(record_dir: 
     assert report.frames_lost == 0
     assert report.downtime > 0.5
     # one session id across both connections, and every frame exactly once, in order
-    assert [p.name for p in record_dir.iterdir()] == [session.ids.session_id]
+    assert [p.name for p in record_dir.iterdir()] == [session_dir_name(session.ids.session_id)]
     assert recorded_pcm(record_dir, session.ids.session_id) == chirp(3.0).tobytes()
 
 
