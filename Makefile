@@ -46,8 +46,9 @@ bench: venv
 	@for b in $$(grep -l '^if __name__ == "__main__":' benchmarks/*.py); do \
 		echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-soak: venv deps
-	LL_SOAK_SECONDS=300 $(BIN)/pytest tests/integration/test_soak.py -s
+## soak: five minutes through faults; prints the RSS and heap slopes after warm-up.
+soak: venv
+	$(BIN)/python benchmarks/soak.py --seconds 300
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

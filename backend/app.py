@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 from concurrent.futures import Executor
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from loguru import logger
 
+from backend.admission import authorized, presented_token
 from backend.asr import RecognizerFactory, recognizer_factory
 from backend.config import BackendConfig
 from backend.rate_limit import TokenBucket
@@ -28,6 +28,8 @@ AT_CAPACITY = "Server at capacity, please try again later"
 TOO_MANY_INVALID = "Too many invalid messages (over {rate:g}/s): closing"
 SLOWED = "Over {rate:g} messages/s: reading slowed"
 SLOWED_NOTICE_EVERY = 5.0  # seconds between two "reading slowed" warnings
+NO_START = "No start within {timeout:g} s: closing"
+TOO_MUCH_AUDIO = "audio message over {limit} bytes of PCM: ignored"
 STORE: web.AppKey[SessionStore] = web.AppKey("store", SessionStore)
 CONFIG: web.AppKey[BackendConfig] = web.AppKey("config", BackendConfig)
 
@@ -48,11 +50,22 @@ def create_app(
         recognizers or recognizer_factory(config.asr, max_decoders=config.asr_decoders),
         executor,
     )
+    app[CLIENTS] = set[ClientConnection]()
     app.router.add_get(PATH, _websocket)
     app.router.add_get("/healthz", _health)
+    app.on_shutdown.append(_drain_clients)
     if store is None:
         app.on_shutdown.append(_close_store)
     return app
+
+
+async def _drain_clients(app: web.Application) -> None:
+    """A graceful shutdown: every client gets the finals of what was acknowledged, then 1012."""
+    held: set[ClientConnection] = app[CLIENTS]
+    clients = list(held)
+    if clients:
+        logger.info("shutting down: draining {} connection(s)", len(clients))
+    await asyncio.gather(*(client.drain() for client in clients), return_exceptions=True)
 
 
 async def _close_store(app: web.Application) -> None:
@@ -62,20 +75,6 @@ async def _close_store(app: web.Application) -> None:
 async def _health(request: web.Request) -> web.Response:
     store = request.app[STORE]
     return web.json_response({"sessions": len(store.sessions), "connections": store.connections})
-
-
-def presented_token(request: web.Request) -> str | None:
-    """Bearer header, `x-echopanel-token`, or (v0.2 compatibility) `?token=`."""
-    auth = request.headers.get("Authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    return request.headers.get("x-echopanel-token") or request.query.get("token")
-
-
-def authorized(config: BackendConfig, token: str | None) -> bool:
-    if config.token is None:
-        return True
-    return token is not None and hmac.compare_digest(token.encode(), config.token.encode())
 
 
 async def _websocket(request: web.Request) -> web.WebSocketResponse:
@@ -92,10 +91,13 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
         await ws.close(code=1013, message=b"at capacity")
         return ws
     store.connections += 1
+    client = ClientConnection(ws, store, config)
+    request.app[CLIENTS].add(client)
     try:
         await ws.send_json({"type": "status", "state": "connected"})
-        await ClientConnection(ws, store, config, token).run()
+        await client.run()
     finally:
+        request.app[CLIENTS].discard(client)
         store.connections -= 1
     return ws
 
@@ -108,12 +110,12 @@ class ClientConnection:
         ws: web.WebSocketResponse,
         store: SessionStore,
         config: BackendConfig,
-        token: str | None,
     ) -> None:
-        self.ws, self.store, self.config, self.token = ws, store, config, token
+        self.ws, self.store, self.config = ws, store, config
         self.session: BackendSession | None = None
         self.v03 = False
         self.stopped = False
+        self.draining = False  # the backend is shutting down: nothing more is taken
         self.stopping: asyncio.Task[None] | None = None  # flush + summary, while we keep reading
         self.outgoing: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self.tasks: list[asyncio.Task[None]] = []
@@ -142,6 +144,7 @@ class ClientConnection:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        self._spawn(self._start_deadline())
         try:
             async for msg in self.ws:
                 wait = self.rate.take(loop.time())
@@ -167,6 +170,41 @@ class ClientConnection:
             await asyncio.gather(*self.tasks, self.writer, return_exceptions=True)
             if self.session is not None and not self.stopped:
                 self.store.lost(self.session, self)
+
+    async def _start_deadline(self) -> None:
+        """A socket that sends no `start` in time holds a slot for nothing: close it."""
+        await asyncio.sleep(self.config.start_timeout)
+        if self.session is None and not self.ws.closed and not self.draining:
+            message = NO_START.format(timeout=self.config.start_timeout)
+            self.log.info("{}", message)
+            self.send({"type": "status", "state": "error", "message": message})
+            await self._flush()
+            await self.ws.close(code=1008, message=b"no start")
+
+    async def drain(self) -> None:
+        """Stop taking audio, transcribe what was acknowledged, send it, close with 1012.
+
+        Frames not yet acknowledged are the client's: it resends them to the next backend.
+        Bounded by `shutdown_grace`; past it the connection closes with what it has.
+        """
+        self.draining = True
+        session = self.session
+        if self.stopping is not None or self.ws.closed:
+            return
+        if session is not None and session.owner is self:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._transcribe_acked(session), self.config.shutdown_grace)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._flush(), self.config.shutdown_grace)
+        await self.ws.close(code=1012, message=b"server restarting")
+
+    async def _transcribe_acked(self, session: BackendSession) -> None:
+        if self.v03:  # queued frames were never acked: the client keeps them, resends them
+            for source, stream in session.streams.items():
+                stream.forget_unacked()
+                self._ack(source)
+        # (a v0.2 client cannot resend: everything it delivered is transcribed)
+        await asyncio.gather(*(stream.finish() for stream in session.streams.values()))
 
     def _slowed(self, now: float) -> None:
         """Over the message rate: reading slows (see BackendConfig); say so now and then."""
@@ -235,11 +273,7 @@ class ClientConnection:
             and "ack" in capabilities
         )
         wants_resume = self.v03 and "resume" in capabilities  # type: ignore[operator]
-        try:
-            opened = self.store.open(session_id, self.token, wants_resume)
-        except PermissionError as exc:
-            await self._reject(str(exc))
-            return True
+        opened = self.store.open(session_id, body.get("resume_token"), wants_resume)
         session = self.session = opened.session
         previous = session.owner
         replay = session.attach(self, self.send)
@@ -248,7 +282,6 @@ class ClientConnection:
         self.send(self._streaming_status(session, resumed=opened.resumed))
         for final in replay if opened.resumed else ():
             self.send(final)
-        session.log.info("streaming ({})", "resumed" if opened.resumed else "new session")
         self._spawn(self._tick())
         return False
 
@@ -257,6 +290,9 @@ class ClientConnection:
         if self.v03:
             status["resumed"] = resumed
             status["next_seq"] = {s: stream.next_seq for s, stream in session.streams.items()}
+            secret = session.hand_out_secret() if session.resumable and not resumed else None
+            if secret is not None:
+                status["resume_token"] = secret
         return status
 
     async def _reject(self, message: str) -> None:
@@ -300,6 +336,11 @@ class ClientConnection:
             return
         if self.stopped:
             self._refuse(None)  # nothing follows `stop`
+            return
+        if self.draining:
+            return  # not taken, not acknowledged: the client sends it to the next backend
+        if len(payload.pcm) > self.config.max_audio_bytes:
+            self._refuse(TOO_MUCH_AUDIO.format(limit=self.config.max_audio_bytes))
             return
         source = "mic" if payload.source == "microphone" else payload.source
         stream = self.session.stream(source)
@@ -406,6 +447,9 @@ class ClientConnection:
         session.detach(self)
         self.store.discard(session)
         await self.ws.close(code=1000)
+
+
+CLIENTS: web.AppKey[set[ClientConnection]] = web.AppKey("clients", set[ClientConnection])
 
 
 def _format_problem(body: dict[str, Any]) -> str | None:

@@ -23,6 +23,13 @@ class BackendConfig:
     `max_invalid_rate`/`invalid_burst` for messages it rejects or ignores: over it the
     connection is closed (1008) with the reason; `resume_window` seconds a detached v0.3
     session is kept.
+
+    Bounds on what a client can hold (README, "Limits"): `start_timeout` seconds to send
+    `start` after the socket opens; `handshake_timeout` seconds to send a whole HTTP
+    request (the upgrade) after connecting; `max_detached` sessions and
+    `max_detached_bytes` of their unrecognised audio kept for resume (over either, the
+    oldest detached session ends); `max_audio_bytes` of PCM in one audio message;
+    `shutdown_grace` seconds a graceful shutdown spends transcribing what it acknowledged.
     """
 
     token: str | None = field(default=None, repr=False)
@@ -47,6 +54,12 @@ class BackendConfig:
     message_burst: int = 2000  # a resumed connection resends its backlog at once
     max_invalid_rate: float = 5.0
     invalid_burst: int = 50
+    start_timeout: float = 10.0
+    handshake_timeout: float = 10.0
+    max_detached: int = 64
+    max_detached_bytes: int = 64 * 1024 * 1024
+    max_audio_bytes: int = 32_000  # 1 s of 16 kHz PCM16; our client sends 20 ms (640 bytes)
+    shutdown_grace: float = 1.5
 
     def __post_init__(self) -> None:
         if self.protocol not in ("0.2", "0.3"):
@@ -61,5 +74,13 @@ class BackendConfig:
             raise ValueError("message rates must be positive")
         if min(self.message_burst, self.invalid_burst) < 1:
             raise ValueError("bursts must be at least 1")
+        if min(self.start_timeout, self.handshake_timeout, self.shutdown_grace) <= 0:
+            raise ValueError("start, handshake and shutdown timeouts must be positive")
+        if self.max_detached < 0 or self.max_detached_bytes < 0 or self.max_audio_bytes < 2:
+            raise ValueError(
+                "need max_detached >= 0, max_detached_bytes >= 0, max_audio_bytes >= 2"
+            )
+        if self.token is not None and not self.token:
+            raise ValueError("an empty token would let anyone in: pass None for no authentication")
         if self.token:
             Secret(self.token)  # registers it: redacted wherever it would be logged

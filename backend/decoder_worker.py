@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -93,6 +94,10 @@ class DecoderWorker:
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 env=_child_env(),
+                # Its own process group: a terminal's Ctrl-C goes to the foreground group,
+                # and must reach only the parent, which still needs the decoder to finish
+                # the sentence in progress.
+                process_group=0,
             )
             self._conn = Connection(ours.detach())
         self.broken = False
@@ -154,4 +159,5 @@ class DecoderWorker:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a decoder stops
     serve(Connection(int(sys.argv[1])))

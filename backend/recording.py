@@ -1,4 +1,5 @@
-"""What the backend received, per session and source, on disk: `<dir>/<session>/<source>.wav`.
+"""What the backend received, per session and source, on disk: `<dir>/<session>/<source>.wav`
+(the session's directory is named by backend/record_path.py).
 
 Audio is appended to a raw `.pcm` log as it arrives (so every connection of a session —
 v0.2 backends start afresh on each — lands in one file), and the `.wav` next to it is
@@ -7,18 +8,18 @@ rewritten whenever the session detaches or ends.
 
 from __future__ import annotations
 
-import re
 import wave
 from pathlib import Path
 from typing import BinaryIO
 
+from backend.record_path import session_dir
+
 SAMPLE_RATE = 16_000
-_SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 class Recording:
-    def __init__(self, root: Path, session_id: str) -> None:
-        self.dir = root / _SAFE.sub("_", session_id)[:100]
+    def __init__(self, root: Path, session_id: str, instance: int = 0) -> None:
+        self.dir = session_dir(root, session_id, instance)
         self.dir.mkdir(parents=True, exist_ok=True)
         self._files: dict[str, BinaryIO] = {}
 
@@ -43,5 +44,5 @@ class Recording:
 
 def recorded_pcm(root: Path, session_id: str, source: str = "system") -> bytes:
     """Everything recorded for one source of one session (for tests and tools)."""
-    path = root / _SAFE.sub("_", session_id)[:100] / f"{source}.pcm"
+    path = session_dir(root, session_id) / f"{source}.pcm"
     return path.read_bytes() if path.exists() else b""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -10,9 +11,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiohttp import web
+from loguru import logger
 
 from backend.access_log import AccessLog
-from backend.app import PATH, STORE, create_app
+from backend.app import CONFIG, PATH, STORE, create_app
+from backend.banner import banner
 from backend.config import BackendConfig
 from backend.store import SessionStore
 
@@ -48,7 +51,13 @@ async def start_backend(
     """Start serving on the loop; `port=0` picks a free port; `ssl_context` serves `wss://`."""
     app = create_app(config, store=store)
     runner = web.AppRunner(
-        app, handle_signals=False, shutdown_timeout=1.0, access_log_class=AccessLog
+        app,
+        handle_signals=False,
+        shutdown_timeout=1.0,
+        access_log_class=AccessLog,
+        # aiohttp closes a connection that has not sent a whole request by then, counted
+        # from the connection's start: a half-sent upgrade cannot hold a descriptor longer.
+        keepalive_timeout=app[CONFIG].handshake_timeout,
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
@@ -78,13 +87,21 @@ async def running_backend(
         await backend.runner.cleanup()
 
 
-def serve(config: BackendConfig, host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Serve until interrupted (the `serve` command)."""
-    web.run_app(
-        create_app(config),
-        host=host,
-        port=port,
-        print=None,
-        shutdown_timeout=2.0,
-        access_log_class=AccessLog,
-    )
+def serve(config: BackendConfig, host: str = "127.0.0.1", port: int = 8765, *, auth: str) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully (the `serve` command)."""
+    asyncio.run(_serve(config, host, port, auth))
+
+
+async def _serve(config: BackendConfig, host: str, port: int, auth: str) -> None:
+    backend = await start_backend(config, host=host, port=port)
+    print(banner(config, backend.url, auth), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+        logger.info("shutting down")
+    finally:
+        await backend.runner.cleanup()
+        logger.info("stopped")

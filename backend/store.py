@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from typing import Any
 
 from loguru import logger
 
+from backend.admission import may_resume, new_resume_secret
 from backend.asr import (
     NullRecognizer,
     Recognizer,
@@ -19,10 +19,14 @@ from backend.asr import (
     close_factory,
 )
 from backend.config import BackendConfig
+from backend.handover import hand_over
 from backend.recording import Recording
 from backend.stream import SourceStream
 
 Send = Callable[[dict[str, Any]], None]
+
+
+SessionKey = tuple[str, int]  # (session_id, instance): ids are public, keys are not shared
 
 
 class BackendSession:
@@ -31,36 +35,46 @@ class BackendSession:
     def __init__(
         self,
         session_id: str,
-        token: str | None,
         resumable: bool,
         config: BackendConfig,
         recognizers: RecognizerFactory,
         executor: Executor | None,
+        instance: int = 0,
     ) -> None:
         self.session_id = session_id
-        self.token = token
+        self.instance = instance  # > 0: another session already held this id when it began
         self.resumable = resumable
+        # The private resume secret goes to the client once; only its digest stays here.
+        self.resume_secret: str | None
+        self.resume_secret, self.resume_digest = new_resume_secret()
         self.config = config
         self.recognizers = recognizers
         self.executor = executor
         self.recording = (
-            Recording(config.record_dir, session_id) if config.record_dir is not None else None
+            Recording(config.record_dir, session_id, instance)
+            if config.record_dir is not None
+            else None
         )
         self.streams: dict[str, SourceStream] = {}
         self.send: Send | None = None  # the attached connection, if any
         self.owner: object | None = None
         self.unconfirmed_finals: list[dict[str, Any]] = []  # sent on the current socket
         self.expiry: asyncio.TimerHandle | None = None
+        # Frees a recogniser held by a detached session, when the pool has none left.
+        self.reclaim: Callable[[], asyncio.Task[Recognizer] | None] | None = None
         self.log = logger.bind(session_id=session_id)
 
     def stream(self, source: str) -> SourceStream:
         stream = self.streams.get(source)
         if stream is None:
             unavailable: str | None = None
+            pending: asyncio.Task[Recognizer] | None = None
             try:
                 recognizer: Recognizer = self.recognizers()
             except RecognizerUnavailable as exc:
-                recognizer, unavailable = NullRecognizer(), str(exc)
+                recognizer = NullRecognizer()
+                pending = self.reclaim() if self.reclaim is not None else None
+                unavailable = None if pending is not None else str(exc)
             stream = self.streams[source] = SourceStream(
                 source,
                 recognizer,
@@ -72,6 +86,7 @@ class BackendSession:
                 if self.resumable
                 else self.config.asr_queue_seconds,
                 unique_ids=self.resumable,
+                pending=pending,
             )
             if unavailable is not None:
                 self.log.warning("no recogniser for {}: {}", source, unavailable)
@@ -102,6 +117,20 @@ class BackendSession:
             return False
         self.owner, self.send = None, None
         return True
+
+    @property
+    def key(self) -> SessionKey:
+        return (self.session_id, self.instance)
+
+    def hand_out_secret(self) -> str | None:
+        """The resume secret, the first time only (it is sent on the first `streaming`)."""
+        secret, self.resume_secret = self.resume_secret, None
+        return secret
+
+    @property
+    def held_bytes(self) -> int:
+        """Audio this session holds in memory, waiting for its recognisers."""
+        return sum(stream.queued_bytes for stream in self.streams.values())
 
     def transcript(self) -> list[dict[str, Any]]:
         finals = [final for stream in self.streams.values() for final in stream.finals]
@@ -138,9 +167,11 @@ class SessionStore:
         self.executor: Executor = executor or ThreadPoolExecutor(
             max_workers=config.asr_decoders, thread_name_prefix="asr"
         )
-        self.sessions: dict[str, BackendSession] = {}
+        self.sessions: dict[SessionKey, BackendSession] = {}
+        self.detached: dict[SessionKey, BackendSession] = {}  # oldest first
         self.connections = 0  # sockets currently open (the capacity that `max_sessions` caps)
         self.expired = 0
+        self.evicted = 0  # detached sessions ended early by `max_detached`/`max_detached_bytes`
         self._closing: set[asyncio.Task[None]] = set()
 
     def _close_later(self, session: BackendSession) -> None:
@@ -148,24 +179,36 @@ class SessionStore:
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    def open(self, session_id: str, token: str | None, wants_resume: bool) -> Opened:
-        """Resume the session if the client may, else start a fresh one.
+    def open(self, session_id: str, resume_secret: object, wants_resume: bool) -> Opened:
+        """Resume the session if the client holds its resume secret, else start a fresh one.
 
-        Raises PermissionError when the id belongs to a session opened with another token.
+        The id alone never reaches an existing session: a start that carries an id in use
+        (v0.2, or a resume without the right secret) gets a separate session of its own.
         """
         resumable = wants_resume and self.config.protocol == "0.3"
-        existing = self.sessions.get(session_id)
-        if existing is not None and existing.resumable and resumable:
-            if not _same(existing.token, token):
-                raise PermissionError("this session belongs to another client")
+        existing = self.sessions.get((session_id, 0))
+        if (
+            existing is not None
+            and existing.resumable
+            and resumable
+            and may_resume(existing.resume_digest, resume_secret)
+        ):
+            self.detached.pop(existing.key, None)
+            existing.log.info("session {} resumed", _short_id(session_id))
             return Opened(existing, resumed=True)
-        if existing is not None:  # not resumable: it ends here, a new one begins
-            self.sessions.pop(session_id)
-            self._close_later(existing)
+        instance = 0
+        while (session_id, instance) in self.sessions:
+            instance += 1
         session = BackendSession(
-            session_id, token, resumable, self.config, self.recognizers, self.executor
+            session_id, resumable, self.config, self.recognizers, self.executor, instance
         )
-        self.sessions[session_id] = session
+        session.reclaim = lambda: hand_over(self.detached.values(), self.recognizers)
+        self.sessions[session.key] = session
+        session.log.info(
+            "session {} started{}",
+            _short_id(session_id),
+            "" if instance == 0 else f" (id in use: a separate session, #{instance})",
+        )
         return Opened(session, resumed=False)
 
     def lost(self, session: BackendSession, owner: object) -> None:
@@ -177,17 +220,38 @@ class SessionStore:
             return
         loop = asyncio.get_running_loop()
         session.expiry = loop.call_later(self.config.resume_window, self._expire, session)
-        session.log.info("detached; resumable for {} s", self.config.resume_window)
+        if session.recording is not None:
+            session.recording.close()  # no descriptors held while detached; reopened on resume
+        self.detached[session.key] = session
+        session.log.info(
+            "session {} detached; resumable for {} s",
+            _short_id(session.session_id),
+            self.config.resume_window,
+        )
+        self._bound_detached()
+
+    def _bound_detached(self) -> None:
+        """Over `max_detached` sessions or `max_detached_bytes`, the oldest detached ends."""
+        while self.detached and (
+            len(self.detached) > self.config.max_detached
+            or sum(s.held_bytes for s in self.detached.values()) > self.config.max_detached_bytes
+        ):
+            oldest = next(iter(self.detached.values()))
+            self.evicted += 1
+            oldest.log.info("over the limit of detached sessions; session discarded")
+            self.discard(oldest)
 
     def _expire(self, session: BackendSession) -> None:
-        if session.send is None and self.sessions.get(session.session_id) is session:
+        if session.send is None and self.sessions.get(session.key) is session:
             self.expired += 1
             session.log.info("resume window over; session discarded")
             self.discard(session)
 
     def discard(self, session: BackendSession) -> None:
-        if self.sessions.get(session.session_id) is session:
-            del self.sessions[session.session_id]
+        if self.sessions.get(session.key) is session:
+            del self.sessions[session.key]
+            session.log.info("session {} ended", _short_id(session.session_id))
+        self.detached.pop(session.key, None)
         if session.expiry is not None:
             session.expiry.cancel()
         self._close_later(session)
@@ -198,6 +262,7 @@ class SessionStore:
                 session.expiry.cancel()
             await session.close()
         self.sessions.clear()
+        self.detached.clear()
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
         if not self._closed:
@@ -209,7 +274,7 @@ class SessionStore:
                 self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _same(expected: str | None, presented: str | None) -> bool:
-    if expected is None or presented is None:
-        return expected == presented
-    return hmac.compare_digest(expected.encode(), presented.encode())
+def _short_id(session_id: str) -> str:
+    """A session id as the operator's log shows it: printable, bounded."""
+    text = session_id.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return text if len(text) <= 40 else text[:37] + "..."

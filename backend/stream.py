@@ -50,6 +50,7 @@ class SourceStream:
         queue_seconds: float,
         unique_ids: bool,
         batch_seconds: float = BATCH_SECONDS,
+        pending: asyncio.Future[Recognizer] | None = None,
     ) -> None:
         self.source = source
         self.recognizer = recognizer
@@ -67,7 +68,9 @@ class SourceStream:
         self.dropped_total = 0
         self.dropped_recent = 0
         self.recognizing = True  # False once no recogniser works for this source
+        self.surrendering = False  # its recogniser is being handed to a live session
         self.queue_max = max(1, round(queue_seconds * FRAMES_PER_SECOND))
+        self.queue_max_bytes = self.queue_max * BYTES_PER_SECOND // FRAMES_PER_SECOND
         self._batch_bytes = max(1, round(batch_seconds * BYTES_PER_SECOND))
         self._queue: deque[tuple[int, bytes]] = deque()
         self._queued_bytes = 0
@@ -82,6 +85,10 @@ class SourceStream:
         self.finals: list[dict[str, Any]] = []
         self._final_count = 0
         self._closed = False
+        # A recogniser still being handed over (backend/handover.py): audio queues meanwhile.
+        self._pending = pending
+        if pending is not None:
+            self._idle.clear()
         self._worker = asyncio.get_running_loop().create_task(self._work())
 
     # -- intake ---------------------------------------------------------------------
@@ -102,7 +109,7 @@ class SourceStream:
         self.received_bytes += len(pcm)
         if self.recording is not None:
             self.recording.write(self.source, pcm)
-        if len(self._queue) >= self.queue_max:
+        if self._full(len(pcm)):
             self.dropped_total += 1
             self.dropped_recent += 1
             self._timeline.skip(self._fed_seconds, len(pcm) / BYTES_PER_SECOND)
@@ -112,6 +119,15 @@ class SourceStream:
             self._idle.clear()
             self._wakeup.set()
         return True
+
+    def _full(self, incoming: int) -> bool:
+        """Bounded in frames and in bytes: large frames fill it as fast as their audio."""
+        over_bytes = self._queued_bytes + incoming > self.queue_max_bytes
+        return len(self._queue) >= self.queue_max or (bool(self._queue) and over_bytes)
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
 
     @property
     def _fed_seconds(self) -> float:
@@ -154,7 +170,17 @@ class SourceStream:
         self.handed_bytes += size
         return b"".join(parts)
 
+    async def _await_recognizer(self, pending: asyncio.Future[Recognizer]) -> None:
+        try:
+            self.recognizer = await pending
+        except Exception as exc:  # taken by someone else meanwhile: go on without
+            self.recognizing = False
+            self.emit({"type": "status", "state": "no_asr_provider", "message": str(exc)})
+        self._pending = None
+
     async def _work(self) -> None:
+        if self._pending is not None:
+            await self._await_recognizer(self._pending)
         while True:
             if not self._queue:
                 self._idle.set()
@@ -215,6 +241,26 @@ class SourceStream:
                 self.finals.append(message)
             self.emit(message)
 
+    async def surrender(self) -> None:
+        """Give the recogniser up (to a live session): transcribe what is queued, end the
+        utterance, close it. Audio that comes later is recorded, not transcribed."""
+        await self.finish()
+        recognizer, self.recognizer = self.recognizer, NullRecognizer()
+        self.recognizing = False
+        try:
+            await self._call(recognizer.close)
+        except Exception as exc:
+            logger.opt(exception=exc).warning("closing the recogniser of {} failed", self.source)
+
+    def forget_unacked(self) -> None:
+        """Drop the queued frames (never acknowledged: the client still has them) so that
+        `finish` transcribes only what was handed on; the stream expects them again."""
+        if self._queue:
+            self.next_seq = self._queue[0][0]
+            self._queue.clear()
+            self._queued_bytes = 0
+            self._wakeup.set()
+
     async def finish(self) -> None:
         """Recognise everything queued, then close the utterance in progress."""
         await self._idle.wait()
@@ -233,6 +279,10 @@ class SourceStream:
         self._worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._worker
+        if self._pending is not None:  # a recogniser on its way: take it, to close it
+            pending, self._pending = self._pending, None
+            with contextlib.suppress(Exception):
+                self.recognizer = await pending
         if self._inflight is not None:
             with contextlib.suppress(Exception):
                 await self._inflight

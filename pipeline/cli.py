@@ -14,12 +14,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from loguru import logger
 
-from backend.asr import ASR_KINDS, DEFAULT_DECODERS
-from backend.config import BackendConfig
-from backend.server import serve
+from backend.asr import ASR_KINDS
+from backend.serve_command import add_serve_options, run_serve
 from pipeline.capture import NO_DEVICES, list_devices
 from pipeline.config import DEFAULT_URL
 from pipeline.demo import DemoOptions, run_demo
@@ -96,10 +96,21 @@ class _RefuseToken(argparse.Action):
         )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Never repeats arguments it did not understand: a mistyped option's value may be a
+    secret, and the error line lands in terminals and logs."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            message = "unrecognized arguments (not repeated: one may be a secret); see --help"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="live-listener",
         description="Stream live audio to a speech-recognition backend; survive faults.",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
@@ -230,49 +241,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("devices", help="list audio input devices", allow_abbrev=False)
 
-    srv = commands.add_parser("serve", help="run the embedded backend")
-    srv.add_argument("--host", default="127.0.0.1")
-    srv.add_argument("--port", type=int, default=8765)
-    srv.add_argument("--token-env", help="environment variable holding the required token")
-    srv.add_argument("--record-dir", type=Path, help="write received audio here, per session")
-    srv.add_argument("--protocol", choices=("0.2", "0.3"), default="0.3")
-    srv.add_argument(
-        "--asr",
-        choices=ASR_KINDS,
-        default="pocketsphinx",
-        help="speech recogniser: pocketsphinx (offline English) or none (default pocketsphinx)",
-    )
-    srv.add_argument(
-        "--asr-decoders",
-        type=_at_least_one,
-        default=DEFAULT_DECODERS,
-        help=f"recognisers alive at once, ~125 MB each (default {DEFAULT_DECODERS}); "
-        "a source beyond them is recorded but not transcribed",
-    )
-    srv.add_argument("--resume-window", type=float, default=120.0)
-    srv.add_argument("--max-sessions", type=int, default=16)
-    limits = BackendConfig
-    srv.add_argument(
-        "--max-message-bytes",
-        type=_at_least_one,
-        default=limits.max_message_bytes,
-        help=f"largest WebSocket message accepted (default {limits.max_message_bytes})",
-    )
-    srv.add_argument(
-        "--max-message-rate",
-        type=float,
-        default=limits.max_message_rate,
-        help="messages/s per connection; above it reading slows "
-        f"(default {limits.max_message_rate:g}, bursts of {limits.message_burst})",
-    )
-    srv.add_argument(
-        "--max-invalid-rate",
-        type=float,
-        default=limits.max_invalid_rate,
-        help="invalid messages/s per connection before it is closed "
-        f"(default {limits.max_invalid_rate:g}, bursts of {limits.invalid_burst})",
-    )
+    _add_serve(commands)
     return parser
+
+
+def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
+    add_serve_options(
+        commands.add_parser(
+            "serve",
+            allow_abbrev=False,
+            help="run the embedded backend",
+            description="Run the embedded backend: a WebSocket speech-recognition server. "
+            "Without a token it listens on loopback only.",
+        ),
+        refuse_token=_RefuseToken,
+    )
 
 
 def _add_output_flags(parser: argparse.ArgumentParser) -> None:
@@ -402,26 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _devices()
         if args.command == "serve":
             need_recogniser(args.asr)
-            import os
-
-            token = os.environ.get(args.token_env) if args.token_env else None
-            serve(
-                BackendConfig(
-                    token=token,
-                    protocol=args.protocol,
-                    asr=args.asr,
-                    asr_decoders=args.asr_decoders,
-                    record_dir=args.record_dir,
-                    resume_window=args.resume_window,
-                    max_sessions=args.max_sessions,
-                    max_message_bytes=args.max_message_bytes,
-                    max_message_rate=args.max_message_rate,
-                    max_invalid_rate=args.max_invalid_rate,
-                ),
-                host=args.host,
-                port=args.port,
-            )
-            return ExitCode.OK
+            return run_serve(args)
     except ExitError as exc:
         print(f"live-listener: {exc}", file=sys.stderr, flush=True)
         return exc.code

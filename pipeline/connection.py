@@ -66,6 +66,10 @@ class LinkMemo:
     token: Secret | None = None
     streamed: bool = False  # some connection of this session has reached `streaming`
     refreshes_left: int = 1  # token-provider retries allowed before the next `streaming`
+    resume_token: Secret | None = None  # the session's private secret, from the backend
+    # The last socket closed with 1012: the backend shut down gracefully, having transcribed
+    # exactly what it acknowledged, so every frame still held is owed to the next backend.
+    restarted: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -281,6 +285,7 @@ class _Link:
             )
         if self.pending is not None:
             raise self.pending
+        self.memo.restarted = (peer_code or ws.close_code) == errors.RESTART
         failure = errors.from_close(peer_code or ws.close_code, stopping=self.stop_sent)
         if failure is not None:
             raise failure
@@ -335,6 +340,8 @@ class _Link:
             client_features=self.config.client_features,
             capabilities=CAPABILITIES if self.offered_v03 else None,
             resume=resume or None,
+            # every reconnection is a resume, even with nothing in flight to resend
+            resume_token=self.memo.resume_token if self.offered_v03 else None,
         )
 
     def _streaming(self, status: Status) -> None:
@@ -343,8 +350,14 @@ class _Link:
         resumed = bool(status.resumed) and v03
         if self.config.protocol == "0.3" and not v03:
             self.log.warning("the backend speaks only v0.2: no acks, no resume")
-        self.outbox.resume(dict(status.next_seq or {}) if resumed else None)
+        if resumed:
+            self.outbox.resume(dict(status.next_seq or {}))
+        else:  # nothing below the first held frame is owed after a graceful restart
+            self.outbox.resume({} if v03 and self.memo.restarted else None)
+        self.memo.restarted = False
         first = not self.memo.streamed
+        if status.resume_token is not None:  # a new session on the backend: its new secret
+            self.memo.resume_token = status.resume_token
         self.memo.streamed = True
         self.memo.refreshes_left = 1
         self.log.info(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pipeline.audio import SOURCES, AudioFrame
+from pipeline.redaction import Secret
 
 AUDIO_FORMAT: Final = "pcm_s16le"
 CAPABILITIES: Final = ("ack", "resume")
@@ -47,6 +48,7 @@ class Start:
     client_features: ClientFeatures = field(default_factory=ClientFeatures)
     capabilities: tuple[str, ...] | None = None
     resume: Mapping[str, int] | None = None
+    resume_token: Secret | None = None  # the session's private secret, beside `resume`
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,8 @@ def encode_start(start: Start) -> str:
         body["capabilities"] = list(start.capabilities)
     if start.resume:
         body["resume"] = dict(start.resume)
+    if start.resume_token is not None:
+        body["resume_token"] = start.resume_token.reveal()
     return json.dumps(body, separators=(",", ":"))
 
 
@@ -114,6 +118,7 @@ class Status(ServerEvent):
     resumed: bool | None = None
     next_seq: Mapping[str, int] | None = None
     dropped_frames: int | None = None
+    resume_token: Secret | None = None  # v0.3, on a session's first `streaming`
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,6 +231,11 @@ def _str(body: Mapping[str, Any], key: str, default: str | None = None) -> str:
     return value
 
 
+def _opt_secret(body: Mapping[str, Any], key: str) -> Secret | None:
+    value = _opt_str(body, key)
+    return Secret(value) if value else None
+
+
 def _opt_num(body: Mapping[str, Any], key: str) -> float | None:
     value = body.get(key)
     if value is None:
@@ -311,6 +321,7 @@ def _decode_object(body: Mapping[str, Any]) -> ServerEvent:
             resumed=resumed,
             next_seq=_seq_map(body, "next_seq"),
             dropped_frames=_opt_int(body, "dropped_frames"),
+            resume_token=_opt_secret(body, "resume_token"),
         )
     if kind == "asr_partial":
         return _segment(AsrPartial, body, attempt)

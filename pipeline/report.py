@@ -29,6 +29,7 @@ class SessionReport:
     audio: Mapping[str, SourceCounts]
     transcript: tuple[AsrFinal, ...] = ()
     summary: FinalSummary | None = field(default=None, repr=False)
+    untranscribed: str | None = None  # the backend had no recogniser for some audio: why
     error: Exception | None = field(default=None, repr=False, compare=False)
 
     def raise_for_failure(self) -> None:
@@ -67,6 +68,7 @@ class SessionReport:
             "frames_lost": self.frames_lost,
             "audio": {source: asdict(counts) for source, counts in self.audio.items()},
             "segments": len(self.transcript),
+            "untranscribed": self.untranscribed,
         }
 
     def lines(self) -> list[str]:
@@ -85,6 +87,8 @@ class SessionReport:
         ]
         if self.protocol:
             out.insert(2, f"protocol     v{self.protocol}")
+        if self.untranscribed:
+            out.append(f"not transcribed: {self.untranscribed}")
         return out
 
 
@@ -119,6 +123,7 @@ def build_report(
         audio=dict(state.audio),
         transcript=transcript,
         summary=summary,
+        untranscribed=state.untranscribed or None,
         error=error,
     )
 

@@ -29,6 +29,7 @@ from pipeline.status import (
 
 _EMPTY: Mapping[str, SourceCounts] = MappingProxyType({})
 BUSY_STATES = frozenset({"warning", "backpressure", "buffering", "overloaded"})
+NO_RECOGNIZER = "no_asr_provider"  # the backend streams and records, without transcription
 
 
 class Phase(StrEnum):
@@ -73,6 +74,7 @@ class AppState:
     downtime: float = 0.0
     backend_state: str | None = None
     backend_message: str = ""
+    untranscribed: str = ""  # why the backend records some audio without transcribing it
     audio: Mapping[str, SourceCounts] = field(default_factory=lambda: _EMPTY)
     levels: Mapping[str, Level] = field(default_factory=dict)
     stopping: bool = False
@@ -176,7 +178,10 @@ def reduce(state: AppState, event: StatusEvent) -> AppState:
                 down_since=down_since,
             )
         case BackendStatus(state=backend_state, message=message):
-            return replace(state, backend_state=backend_state, backend_message=message)
+            state = replace(state, backend_state=backend_state, backend_message=message)
+            if backend_state == NO_RECOGNIZER:
+                state = replace(state, untranscribed=message or "no speech recogniser")
+            return state
         case AudioCounts(counts=counts):
             return replace(state, audio=MappingProxyType({**state.audio, **counts}))
         case AudioLevel(source=source, rms_dbfs=rms, peak_dbfs=peak):

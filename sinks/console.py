@@ -59,7 +59,7 @@ _PHASE_STYLE = {
 
 
 def phase_key(state: AppState) -> tuple[object, ...]:
-    return (state.phase, state.attempt, state.connection_id, state.last_resume)
+    return (state.phase, state.attempt, state.connection_id, state.last_resume, state.untranscribed)
 
 
 def status_line(state: AppState) -> str:
@@ -70,7 +70,8 @@ def status_line(state: AppState) -> str:
         case Phase.STREAMING | Phase.FINALIZING if state.streaming_since is not None:
             how = f", {state.last_resume}" if state.last_resume and state.reconnects else ""
             word = "finishing" if state.phase is Phase.FINALIZING else "streaming"
-            return f"{word} (protocol v{state.protocol}{how})"
+            missing = f"; not transcribed: {state.untranscribed}" if state.untranscribed else ""
+            return f"{word} (protocol v{state.protocol}{how}){missing}"
         case Phase.FINALIZING:
             return "finishing: audio ended, waiting to deliver the rest"
         case Phase.RECONNECTING:

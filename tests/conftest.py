@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from backend.config import BackendConfig
 from backend.server import RunningBackend, running_backend
@@ -29,6 +30,12 @@ from tests.wheel import Venv, build_wheel, client_venv, full_venv
 
 __all__ = ["pytest_sessionfinish", "suite_log"]  # the suite-wide log capture and token scan
 pytest_plugins = ["pytester"]  # runs a pytest inside a test (tests/integration/test_secrets.py)
+
+# Hypothesis's default 200 ms deadline per example is a wall-clock figure: on a busy machine
+# a slow example fails as "flaky" though nothing is wrong. Properties are judged by their
+# outcome only; tests that need fewer or more examples set their own `settings`.
+settings.register_profile("suite", deadline=None, print_blob=True)
+settings.load_profile("suite")
 
 BackendFactory = Callable[..., AbstractAsyncContextManager[RunningBackend]]
 

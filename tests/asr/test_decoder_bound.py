@@ -59,6 +59,8 @@ async def test_over_the_bound_recorded_not_transcribed_then_reused(
     assert "not transcribed" in told[0].message
     assert refused_report.outcome == "completed"
     assert refused_report.transcript == ()
+    assert refused_report.untranscribed == told[0].message  # the state and report say so
+    assert f"not transcribed: {told[0].message}" in refused_report.lines()
     assert refused_report.summary is not None
     source = refused_report.summary.json["sources"]["system"]
     assert source["recognizer"] is False

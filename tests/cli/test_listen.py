@@ -23,6 +23,9 @@ from tests.cli.conftest import finish, jsonl, run_cli, start_cli, wait_for_final
 from tests.conftest import BackendFactory
 
 TOKEN = "s3cret-listen-token"
+# A stop that honours its timeout (1 s here, or a second Ctrl-C) ends in seconds; one that
+# ignores it waits an hour. A minute sits between the two on any machine, however loaded.
+IGNORED_TIMEOUT = 60.0
 
 
 async def test_listen_streams_with_a_token_read_from_the_environment(
@@ -74,7 +77,7 @@ async def test_a_wrong_token_exits_3_at_once(
             env={**env, "LIVE_LISTENER_TOKEN": "not-the-token"},
         )
     assert ran.code == 3, ran.err
-    assert ran.seconds < 5.0
+    assert "reconnecting" not in ran.out  # one attempt: a wrong token is never retried
     reason = ran.err.strip().splitlines()
     assert len(reason) == 1 and "unauthorized" in reason[0] and "--token-env" in reason[0]
     assert "not-the-token" not in ran.out + ran.err
@@ -105,11 +108,9 @@ async def test_ctrl_c_stops_cleanly_and_writes_the_transcript(
             env=env,
         )
         await wait_for_finals(transcript.with_suffix(".jsonl"), 1)
-        interrupted = time.monotonic()
         process.send_signal(signal.SIGINT)
-        ran = await finish(process, began, 30)
+        ran = await finish(process, began, 60)
     assert ran.code == 130, ran.err
-    assert time.monotonic() - interrupted < 10.0  # the stop timeout, not the recording
     assert "stopping: delivering what is buffered" in ran.out
     records = jsonl(transcript.with_suffix(".jsonl"))
     report = records[-1]
@@ -174,7 +175,7 @@ async def test_a_stop_during_an_outage_waits_no_longer_than_the_stop_timeout(
     url = f"ws://127.0.0.1:{free_port()}"  # nobody listens: the session keeps retrying
     began = time.monotonic()
     process = await start_cli(
-        *("listen", "--url", url, "--source", "tone", "--duration", "60"),
+        *("listen", "--url", url, "--source", "tone", "--duration", "3600"),
         *("--stop-timeout", "1", "--transcript", str(tmp_path / "t")),
         env=env,
     )
@@ -187,9 +188,11 @@ async def test_a_stop_during_an_outage_waits_no_longer_than_the_stop_timeout(
     await asyncio.sleep(1.0)  # a second of tone captured (and buffered: nobody listens)
     signalled = time.monotonic()
     process.send_signal(signum)
-    ran = await finish(process, began, 20)
+    ran = await finish(process, began, 120)
     assert ran.code == code, ran.err
-    assert time.monotonic() - signalled < 5.0
+    # the stop timeout is 1 s and the alternatives an hour (the tone) or forever (the
+    # outage): only a stop that ignores its timeout takes a minute, however busy the machine
+    assert time.monotonic() - signalled < IGNORED_TIMEOUT
     # never streamed: no transcript files, but the report says what was not delivered
     assert not (tmp_path / "t.md").exists() and not (tmp_path / "t.jsonl").exists()
     assert "outcome      stopped" in ran.out
@@ -232,7 +235,7 @@ async def test_a_second_ctrl_c_stops_at_once(env: dict[str, str], tmp_path: Path
     url = f"ws://127.0.0.1:{free_port()}"
     began = time.monotonic()
     process = await start_cli(
-        *("listen", "--url", url, "--source", "tone", "--stop-timeout", "60"),
+        *("listen", "--url", url, "--source", "tone", "--stop-timeout", "3600"),
         *("--transcript", str(tmp_path / "t")),
         env=env,
     )
@@ -247,9 +250,9 @@ async def test_a_second_ctrl_c_stops_at_once(env: dict[str, str], tmp_path: Path
         assert line
     signalled = time.monotonic()
     process.send_signal(signal.SIGINT)
-    ran = await finish(process, began, 20)
+    ran = await finish(process, began, 120)
     assert ran.code == 130, ran.err
-    assert time.monotonic() - signalled < 5.0  # not the 60 s stop timeout
+    assert time.monotonic() - signalled < IGNORED_TIMEOUT  # not the hour-long stop timeout
     assert "stopping now" in ran.out
     assert "outcome      stopped" in ran.out
     assert not (tmp_path / "t.jsonl").exists()  # it never streamed: no transcript

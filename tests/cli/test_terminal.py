@@ -22,11 +22,17 @@ EXIT_MARK = "command exited with"
 class Pane:
     """One tmux server of our own (its own socket) with one pane running `command`."""
 
-    def __init__(self, root: Path, command: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, root: Path, command: list[str], env: dict[str, str], *, survive_ctrl_c: bool = False
+    ) -> None:
+        """`survive_ctrl_c`: the pane's shell outlives a Ctrl-C aimed at the command (a
+        trap, not an ignore: the command still gets the terminal's SIGINT)."""
         if shutil.which("tmux") is None:
             raise RuntimeError("tmux not found: install the Debian package tmux (make deps)")
         self.socket = root / "tmux.sock"
         script = f"{shlex.join(command)}; echo {EXIT_MARK} $?; sleep 60"
+        if survive_ctrl_c:
+            script = f"trap true INT; {script}"
         self.tmux("new-session", "-d", "-x", "100", "-y", "34", "sh", "-c", script, env=env)
 
     def tmux(self, *args: str, env: dict[str, str] | None = None) -> str:

@@ -153,10 +153,16 @@ VALID_START: dict[str, Any] = {
 }
 
 
-def valid_start(session_id: str, *, v03: bool = True) -> str:
+def valid_start(
+    session_id: str, *, v03: bool = True, resume: dict[str, int] | None = None, secret: str = ""
+) -> str:
+    """A `start`; with `resume` (and the session's resume `secret`), a v0.3 resume."""
     body = {**VALID_START, "session_id": session_id, "attempt_id": "a", "connection_id": "c"}
     if not v03:
         del body["capabilities"]
+    if resume is not None:
+        body["resume"] = resume
+        body["resume_token"] = secret
     return dumps(body)
 
 

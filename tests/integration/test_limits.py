@@ -118,7 +118,7 @@ async def test_a_text_frame_that_is_not_utf8_closes_1007_and_the_session_resumes
         async with ClientSession() as http:
             ws = await opened(http, backend.url)
             await ws.send_str(valid_start(session_id))
-            await until(ws, "streaming")
+            _, first = await until(ws, "streaming")
             for seq in range(3):
                 await ws.send_str(audio(seq))
             await ws.send_frame(b"\xff\xfe not text", WSMsgType.TEXT)
@@ -126,7 +126,7 @@ async def test_a_text_frame_that_is_not_utf8_closes_1007_and_the_session_resumes
             assert ws.close_code == 1007
 
             ws = await opened(http, backend.url)
-            await ws.send_str(valid_start(session_id))
+            await ws.send_str(valid_start(session_id, resume={}, secret=first["resume_token"]))
             _, streaming = await until(ws, "streaming")
             await ws.close()
     assert streaming["resumed"] is True and streaming["next_seq"] == {"system": 3}
