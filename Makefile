@@ -11,7 +11,7 @@ DEB_PACKAGES := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins fli
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[backend,test]'
 	touch $@
 
 venv: $(BIN)/.installed

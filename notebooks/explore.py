@@ -15,11 +15,7 @@ from matplotlib.axes import Axes
 from reactivex import abc
 
 from operators.level import SILENCE_DBFS, frame_level
-from pipeline.audio import AudioFrame
-from pipeline.protocol import AsrFinal, ServerEvent
-from pipeline.session import Session
-from pipeline.state import AppState
-from pipeline.status import StatusEvent
+from pipeline import AppState, AsrFinal, AudioFrame, ServerEvent, Session, StatusEvent
 from sinks.phases import PhaseSpan, phase_spans
 
 PHASE_COLOURS = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import reactivex
 from reactivex import Observable, abc
@@ -117,6 +117,7 @@ def retry_with_backoff(
     is_stable: Callable[[_T], bool] = lambda _: True,
     scheduler: abc.SchedulerBase | None = None,
     rng: random.Random | None = None,
+    skip_delay: Observable[Any] | None = None,
 ) -> Callable[[Observable[_T]], Observable[_T | Retry]]:
     """Resubscribe to the source when it errors and `classify` says retry.
 
@@ -124,6 +125,8 @@ def retry_with_backoff(
     Errors with the original exception when it is fatal, or with `GaveUp` at the limits.
     An item for which `is_stable` holds starts the `reset_after` clock; if the source is
     still alive when it runs out, the next failure counts from attempt 1 again.
+    An item of `skip_delay` while a delay is pending resubscribes at once ("retry now");
+    the attempt counts as usual. At any other time it is ignored.
     """
     draw = rng or random.Random()
 
@@ -138,6 +141,7 @@ def retry_with_backoff(
             attempts = 0
             outage_began: float | None = None
             stability_armed = False
+            waiting = False  # a resubscription is scheduled after a delay
 
             def now() -> float:
                 return clock.to_seconds(clock.now)
@@ -154,7 +158,7 @@ def retry_with_backoff(
                 observer.on_next(item)
 
             def on_error(error: Exception) -> None:
-                nonlocal attempts, outage_began, stability_armed
+                nonlocal attempts, outage_began, stability_armed, waiting
                 stability_armed = False
                 timer.disposable = None  # a failure before `reset_after` cancels the reset
                 decision = classify(error)
@@ -176,15 +180,23 @@ def retry_with_backoff(
                     observer.on_error(GaveUp(error, attempts - 1, elapsed))
                     return
                 observer.on_next(Retry(attempt=attempts, delay=delay, cause=error))
+                waiting = True
                 timer.disposable = clock.schedule_relative(delay, resubscribe)
 
             def resubscribe(_: abc.SchedulerBase, __: object = None) -> None:
+                nonlocal waiting
+                waiting = False
                 current.disposable = source.subscribe(
                     on_next, on_error, observer.on_completed, scheduler=subscribe_scheduler
                 )
 
+            def skip(_: object) -> None:
+                if waiting:
+                    timer.disposable = clock.schedule(resubscribe)
+
+            skipping = skip_delay.subscribe(skip) if skip_delay is not None else None
             resubscribe(clock)
-            return CompositeDisposable(current, timer)
+            return CompositeDisposable(current, timer, *([skipping] if skipping else []))
 
         return reactivex.create(subscribe)
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -177,6 +179,29 @@ class CaptureOptions:
     block_seconds: float = DEFAULT_FRAME_MS / 1000
     start_timeout: float = 10.0
     stall_timeout: float = 5.0
+    pulse_source: str | None = None
+
+
+_pulse_env_lock = threading.Lock()  # PULSE_SOURCE is process-wide: one opener at a time
+
+
+@contextlib.contextmanager
+def pulse_source_set(name: str | None) -> Iterator[None]:
+    """`PULSE_SOURCE=name` while a stream opens (the sound server reads it then), so two
+    streams of one process can record two different PulseAudio/PipeWire sources."""
+    with _pulse_env_lock:  # also without a name: no other opener changes it meanwhile
+        if name is None:
+            yield
+            return
+        before = os.environ.get("PULSE_SOURCE")
+        os.environ["PULSE_SOURCE"] = name
+        try:
+            yield
+        finally:
+            if before is None:
+                del os.environ["PULSE_SOURCE"]
+            else:
+                os.environ["PULSE_SOURCE"] = before
 
 
 def microphone(
@@ -189,6 +214,7 @@ def microphone(
     blocksize: int | None = None,
     start_timeout: float = 10.0,
     stall_timeout: float = 5.0,
+    pulse_source: str | None = None,
     scheduler: abc.SchedulerBase | None = None,
 ) -> Observable[AudioFrame]:
     """Frames captured live from an input device, from subscription until disposal.
@@ -202,7 +228,8 @@ def microphone(
     The stream fails with `AudioDeviceError` when the device cannot be opened, when its
     first block takes longer than `start_timeout` seconds, or when it then delivers
     nothing for `stall_timeout` seconds (the sound server died or hangs). Disposal stops
-    and closes it.
+    and closes it. `pulse_source` names the PulseAudio/PipeWire source this stream records
+    (through the sound server's device, e.g. `@DEFAULT_MONITOR@` for the system's output).
     """
     check_source(source)
     if start_timeout <= 0 or stall_timeout <= 0:
@@ -215,6 +242,7 @@ def microphone(
         block_seconds=frame_samples(frame_ms) / SAMPLE_RATE,
         start_timeout=start_timeout,
         stall_timeout=stall_timeout,
+        pulse_source=pulse_source,
     )
     return _device_blocks(options, scheduler).pipe(rechunk(frame_ms, source))
 
@@ -284,15 +312,16 @@ class _Capture:
         global _open_streams
         sd, device = self.sd, self.device
         try:
-            stream = sd.InputStream(
-                device=device.index,
-                channels=self.channels,
-                samplerate=self.rate,
-                dtype="float32",
-                blocksize=self.blocksize,
-                callback=self._callback,
-                finished_callback=self._finished,
-            )
+            with pulse_source_set(self.options.pulse_source):
+                stream = sd.InputStream(
+                    device=device.index,
+                    channels=self.channels,
+                    samplerate=self.rate,
+                    dtype="float32",
+                    blocksize=self.blocksize,
+                    callback=self._callback,
+                    finished_callback=self._finished,
+                )
         except (sd.PortAudioError, ValueError) as exc:
             with _closing_lock:
                 _open_streams -= 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -29,6 +30,33 @@ from pipeline.listen import ListenOptions, SourceSpec, listen, parse_source
 from pipeline.redaction import Secret
 
 TOKEN_ENV = "LIVE_LISTENER_TOKEN"  # read when --token-env is not given
+# Options a user sets once (in a shell profile or a service unit) instead of on every call.
+ENV_OPTIONS = {
+    "LIVE_LISTENER_URL": "--url",
+    "LIVE_LISTENER_SOURCE": "--source (comma-separated for several)",
+    "LIVE_LISTENER_DEVICE": "--device",
+    "LIVE_LISTENER_PROTOCOL": "--protocol",
+    "LIVE_LISTENER_TRANSCRIPT": "--transcript",
+}
+ENV_HELP = "environment (a flag given on the command line wins):\n" + "\n".join(
+    [f"  {TOKEN_ENV:<26}the token, when --token-env is not given"]
+    + [f"  {name:<26}{flag}" for name, flag in ENV_OPTIONS.items()]
+)
+
+
+def _version() -> str:
+    from pipeline import __version__
+
+    return f"live-listener {__version__}"
+
+
+def _speed(text: str) -> float | str:
+    if text == "max":
+        return "max"
+    try:
+        return _positive(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number or max, got {text}") from None
 
 
 def _positive(text: str) -> float:
@@ -84,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stream live audio to a speech-recognition backend; survive faults.",
         allow_abbrev=False,
     )
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser(
@@ -111,11 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_flags(demo)
 
     # No abbreviations: `--token VALUE` must be an error, not `--token-env VALUE`.
+    env = os.environ
     listen = commands.add_parser(
-        "listen", help="stream live audio to a backend", allow_abbrev=False
+        "listen",
+        help="stream live audio to a backend",
+        allow_abbrev=False,
+        epilog=ENV_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     listen.add_argument(
-        "--url", default=DEFAULT_URL, help=f"the backend's address (default {DEFAULT_URL})"
+        "--url",
+        default=env.get("LIVE_LISTENER_URL") or DEFAULT_URL,
+        help=f"the backend's address (default {DEFAULT_URL})",
     )
     listen.add_argument(
         "--token-env",
@@ -129,12 +165,27 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument(
         "--source",
         type=_source,
-        default="mic",
+        action="append",
         metavar="mic|system|file:PATH|tone",
-        help="what to stream (default mic)",
+        help="what to stream (default mic); repeat for several, each its own stream and "
+        "transcript label (mic or system; name one with mic=... or system=...)",
+    )
+    listen.add_argument(
+        "--speed",
+        type=_speed,
+        default=1.0,
+        metavar="N|max",
+        help="file sources: N times real time, or max: as fast as the backend confirms (default 1)",
+    )
+    listen.add_argument(
+        "--events",
+        choices=("jsonl",),
+        help="write one JSON object per event to stdout (the view goes to stderr; "
+        "schema in the README)",
     )
     listen.add_argument(
         "--device",
+        default=env.get("LIVE_LISTENER_DEVICE") or None,
         metavar="NAME",
         help="input device: any unique part of its name, or its index (default: the "
         "default input; for system, the monitor of the default output)",
@@ -142,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument(
         "--protocol",
         choices=("auto", "0.2", "0.3"),
-        default="auto",
+        default=env.get("LIVE_LISTENER_PROTOCOL") or "auto",
         help="protocol level: auto uses v0.3 (acks, resume) when the backend has it (default auto)",
     )
     listen.add_argument(
@@ -185,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--insecure", action="store_true", help="do not verify the TLS certificate (wss://)"
     )
     _add_output_flags(listen)
+    if env.get("LIVE_LISTENER_TRANSCRIPT"):
+        listen.set_defaults(transcript=Path(env["LIVE_LISTENER_TRANSCRIPT"]).expanduser())
 
     commands.add_parser("devices", help="list audio input devices", allow_abbrev=False)
 
@@ -213,7 +266,9 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
         help="write the transcript to PATH.md and PATH.jsonl "
         "(default: a new file under $XDG_DATA_HOME/live-listener/transcripts)",
     )
-    parser.add_argument("--log-json", type=Path, metavar="PATH", help="JSON-lines log file")
+    parser.add_argument(
+        "--log-json", type=Path, metavar="PATH", help="JSON-lines log file (- for stderr)"
+    )
     parser.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
 
 
@@ -248,7 +303,18 @@ def _finish(outcome: Outcome) -> int:
     return outcome.exit_code
 
 
+def need_recogniser(asr: str) -> None:
+    """The embedded recogniser comes with the `backend` extra: say how to get it."""
+    if asr == "pocketsphinx" and importlib.util.find_spec("pocketsphinx") is None:
+        raise ExitError(
+            ExitCode.BAD_CONFIG,
+            "the embedded backend's recogniser (pocketsphinx) is not installed: "
+            "pip install 'live-listener[backend]' (or pass --asr none to run without it)",
+        )
+
+
 def _demo(args: argparse.Namespace) -> int:
+    need_recogniser(args.asr)
     options = DemoOptions(
         file=args.file,
         outage=0.0 if args.no_outage else args.outage,
@@ -259,11 +325,25 @@ def _demo(args: argparse.Namespace) -> int:
     return _finish(asyncio.run(run_demo(options)))
 
 
+def _sources(args: argparse.Namespace) -> tuple[SourceSpec, ...]:
+    """--source flags, else LIVE_LISTENER_SOURCE (comma-separated), else the microphone."""
+    if args.source:
+        return tuple(args.source)
+    listed = [part.strip() for part in os.environ.get("LIVE_LISTENER_SOURCE", "").split(",")]
+    try:
+        return tuple(parse_source(part) for part in listed if part) or (SourceSpec("mic"),)
+    except ValueError as exc:
+        raise ExitError(ExitCode.USAGE, f"LIVE_LISTENER_SOURCE: {exc}") from exc
+
+
 def _listen(args: argparse.Namespace) -> int:
+    events = sys.stdout if args.events == "jsonl" else None
     options = ListenOptions(
         url=args.url,
         token=read_token(args),
-        source=args.source,
+        sources=_sources(args),
+        speed=args.speed,
+        events=events,
         device=args.device,
         protocol=args.protocol,
         transcript=args.transcript,
@@ -276,7 +356,7 @@ def _listen(args: argparse.Namespace) -> int:
         verify_tls=not args.insecure,
         live=False if args.plain else None,
     )
-    return _finish(asyncio.run(listen(options)))
+    return _finish(asyncio.run(listen(options, sys.stderr if events is not None else None)))
 
 
 def _devices() -> int:
@@ -304,6 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "devices":
             return _devices()
         if args.command == "serve":
+            need_recogniser(args.asr)
             return run_serve(args)
     except ExitError as exc:
         print(f"live-listener: {exc}", file=sys.stderr, flush=True)
@@ -319,7 +400,7 @@ def _logs(args: argparse.Namespace) -> None:
     if getattr(args, "log_json", None) is not None:
         from sinks.log import log_sink
 
-        log_sink(args.log_json)
+        log_sink(sys.stderr if str(args.log_json) == "-" else args.log_json)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import ssl
 import warnings
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,26 @@ def is_local(host: str) -> bool:
         return False
 
 
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$", re.IGNORECASE)
+
+
+def check_host(host: str) -> str:
+    """A host name or IP address, or `ValueError` naming what is wrong with it."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_host = ""
+    labels = ascii_host.rstrip(".").split(".")
+    if not ascii_host or len(ascii_host) > 253 or not all(map(_HOST_LABEL.match, labels)):
+        raise ValueError(f"{host!r} is not a host name or IP address")
+    return host
+
+
 def resolve_url(url: str) -> str:
     """A backend address as a WebSocket URL.
 
@@ -45,6 +66,13 @@ def resolve_url(url: str) -> str:
         raise ValueError(f"unsupported URL scheme {parts.scheme!r}: use ws://, wss:// or a host")
     if not parts.hostname:
         raise ValueError(f"no host in URL {url!r}")
+    check_host(parts.hostname)
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:  # the URL itself is not repeated: it may carry a secret
+        raise ValueError(f"bad port for {parts.hostname}: a port is a number from 1 to 65535")
     if any(key.lower() in ("token", "access_token") for key, _ in parse_qsl(parts.query)):
         raise ValueError(
             "the URL carries a token; pass it with --token-env (or SessionConfig.token) "

@@ -7,7 +7,8 @@ Scripts and service managers act on these, so each means one thing:
     2   usage: the command line is wrong
     3   unauthorized: the backend refused the token
     4   bad configuration: the backend refused the session's settings, TLS could not be
-        verified, an audio device or file is missing, a token variable is empty
+        verified, an audio device or file is missing, a token variable is empty, the
+        URL is not one, the recogniser of `demo`/`serve` is not installed
     5   gave up reconnecting: the backend stayed unreachable within the retry limits
     130 interrupted (Ctrl-C): the session was stopped cleanly and the transcript written
     143 terminated (SIGTERM): as 130

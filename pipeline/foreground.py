@@ -41,11 +41,18 @@ def closing_lines(
     error: OSError | None = None,
 ) -> list[str]:
     """What is printed when a session ends: the report, then where the transcript is."""
+    if not streamed(report):
+        return ["", *report.lines(), "saved        nothing (the session never streamed)"]
     saved = f"saved        {transcript.markdown} ({segments} segments; JSON lines: "
     saved += f"{transcript.jsonl.name})"
     if error is not None:
         saved += f"; NOT complete, writing failed: {error}"
     return ["", *report.lines(), saved]
+
+
+def streamed(report: SessionReport) -> bool:
+    """Whether the backend ever accepted the session (a protocol was agreed)."""
+    return report.protocol is not None
 
 
 async def run_in_foreground(
@@ -92,7 +99,10 @@ async def run_in_foreground(
         for signum in installed:
             loop.remove_signal_handler(signum)
         await asyncio.gather(*stopping, return_exceptions=True)
-        transcript.close(report)
+        if report is not None and not streamed(report):
+            transcript.discard()
+        else:
+            transcript.close(report)
     console.print_lines(
         closing_lines(report, transcript.paths, transcript.segments, transcript.error)
     )

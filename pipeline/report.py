@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from operators.backoff import GaveUp
+from pipeline import errors
 from pipeline.outbox import SourceCounts
 from pipeline.protocol import AsrFinal, FinalSummary
 from pipeline.state import AppState, Phase
@@ -28,6 +30,13 @@ class SessionReport:
     transcript: tuple[AsrFinal, ...] = ()
     summary: FinalSummary | None = field(default=None, repr=False)
     untranscribed: str | None = None  # the backend had no recogniser for some audio: why
+    error: Exception | None = field(default=None, repr=False, compare=False)
+
+    def raise_for_failure(self) -> None:
+        """Raise why the session failed (`Unauthorized`, `BadConfig`, `TlsError`, `GaveUp`,
+        `AudioDeviceError`, ...); do nothing when it completed or was stopped."""
+        if self.outcome == "failed":
+            raise self.error or failure_error(self.failure_kind, self.reason)
 
     @property
     def totals(self) -> SourceCounts:
@@ -89,6 +98,7 @@ def build_report(
     summary: FinalSummary | None,
     *,
     stop_requested: bool = False,
+    error: Exception | None = None,
 ) -> SessionReport:
     """`completed`: the audio ended and the backend confirmed; `stopped`: ended on request."""
     if state.phase is Phase.FAILED:
@@ -114,4 +124,19 @@ def build_report(
         transcript=transcript,
         summary=summary,
         untranscribed=state.untranscribed or None,
+        error=error,
     )
+
+
+def failure_error(kind: str | None, reason: str | None) -> Exception:
+    """The typed exception of a failure known only by its kind and reason."""
+    message = reason or kind or "failed"
+    if kind == "gave_up":
+        return GaveUp(errors.ConnectionLost(message), attempts=0, elapsed=0.0)
+    known: dict[str | None, type[errors.LiveListenerError]] = {
+        "unauthorized": errors.Unauthorized,
+        "bad_config": errors.BadConfig,
+        "tls": errors.TlsError,
+        "audio": errors.AudioDeviceError,
+    }
+    return known.get(kind, errors.LiveListenerError)(message)

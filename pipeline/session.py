@@ -1,7 +1,12 @@
 """A session: audio in, the retried connection, and the state derived from status events.
 
+    async with Session(SessionConfig(url=...), wav_file("talk.wav")) as session:
+        async for event in session:         # typed events (pipeline.events), then the end
+            print(event)
+    session.report.raise_for_failure()
+
     session = Session(SessionConfig(url=...), wav_file("talk.wav"))
-    session.state.subscribe(print)          # AppState after every status event
+    session.state.subscribe(print)          # AppState for a display (pipeline.display)
     report = await session.run()            # until the audio ends and the backend confirms
 
 Audio goes into the outbox (never blocking capture); the connection observable, wrapped
@@ -13,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
 
 from loguru import logger
 from reactivex import Observable, abc
@@ -23,18 +29,21 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import BehaviorSubject, Subject
 
 from operators.backoff import Decision, GaveUp, Retry, retry_with_backoff
+from operators.display_rate import display_rate
 from operators.isolate import isolate
 from operators.level import LevelWindows, frame_level
 from pipeline import errors
 from pipeline.audio import AudioFrame
 from pipeline.config import SessionConfig
 from pipeline.connection import LinkEvent, LinkMemo, connect
+from pipeline.display import STATE_EVERY_S, changed_headline, shows_the_same
+from pipeline.events import EventFeed, SessionEvent
 from pipeline.flow import Demand, demand_scope
 from pipeline.ids import SessionIds
 from pipeline.outbox import Outbox
 from pipeline.protocol import AsrFinal, AsrPartial, FinalSummary, ServerEvent, Status
 from pipeline.report import SessionReport, build_report
-from pipeline.state import AppState, reduce
+from pipeline.state import AppState, Phase, reduce
 from pipeline.status import (
     AudioCounts,
     BackendStatus,
@@ -109,6 +118,10 @@ class Session:
         self._counts_pending = False
         self._counts_at = float("-inf")  # when counts last reached the state
         self._audio_failure: Exception | None = None
+        self._error: Exception | None = None  # why the session failed, for raise_for_failure
+        self._skip_delay: Subject[None] = Subject()
+        self._running_scheduler: abc.SchedulerBase | None = None
+        self._feed: EventFeed | None = None
 
     # -- what users watch -----------------------------------------------------------
 
@@ -121,8 +134,63 @@ class Session:
 
     @property
     def state(self) -> Observable[AppState]:
-        """`status.pipe(ops.scan(reduce, AppState()))`; late subscribers get the latest."""
-        return self._state.pipe(isolate(self._subscriber_failed))
+        """`status.pipe(ops.scan(reduce, AppState()))` paced for a display; late subscribers
+        get the latest. A change of phase, retry, backend status or transcript passes at
+        once; counts and levels at most every `STATE_EVERY_S` (0.25 s); `current` is exact.
+        """
+        paced: Callable[[Observable[AppState]], Observable[AppState]] = display_rate(
+            STATE_EVERY_S,
+            urgent=changed_headline,
+            same=shows_the_same,
+            scheduler=self._scheduler_now,
+        )
+        return self._state.pipe(paced, isolate(self._subscriber_failed))
+
+    def _scheduler_now(self) -> abc.SchedulerBase:
+        return self._running_scheduler or AsyncIOScheduler(asyncio.get_running_loop())
+
+    def now(self) -> float:
+        """The session's clock in seconds: the time base of `at`, `retry_at` and `delay`."""
+        return self._clock()
+
+    def retry_in(self) -> float | None:
+        """Seconds until the pending reconnection attempt (a countdown), else None."""
+        return self.current.retry_in(self._clock())
+
+    def retry_now(self) -> bool:
+        """Skip the pending backoff delay and reconnect at once; the attempt counts as
+        usual. Returns whether a reconnection was pending (otherwise nothing happens)."""
+        pending = self.current.phase is Phase.RECONNECTING and self.current.retry_at is not None
+        self._skip_delay.on_next(None)
+        return pending
+
+    # -- the front door: async with / async for -------------------------------------
+
+    async def __aenter__(self) -> Session:
+        """Starts the session; leaving the block stops it (see `pipeline.events`)."""
+        self._feed = EventFeed(self)
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._feed is not None:
+            await self._feed.close()
+
+    def __aiter__(self) -> AsyncIterator[SessionEvent]:
+        if self._feed is None:
+            raise RuntimeError("iterate a session inside `async with session:`")
+        return self._feed.events()
+
+    @property
+    def report(self) -> SessionReport:
+        """The report of a session run with `async with` (after the block)."""
+        if self._feed is None or self._feed.report is None:
+            raise RuntimeError("the session has not ended (or was not run with `async with`)")
+        return self._feed.report
 
     @property
     def events(self) -> Observable[ServerEvent]:
@@ -152,6 +220,7 @@ class Session:
             raise RuntimeError("a Session runs once; create a new one")
         loop = asyncio.get_running_loop()
         scheduler = self._scheduler or AsyncIOScheduler(loop)
+        self._running_scheduler = scheduler
         self._clock = lambda: scheduler.to_seconds(scheduler.now)
         self._done = loop.create_future()
         memo = LinkMemo(token=self.config.secret)
@@ -183,7 +252,11 @@ class Session:
         self._status.on_completed()
         self._events.on_completed()
         report = build_report(
-            self.current, self.transcript, self._summary, stop_requested=self._stop_requested
+            self.current,
+            self.transcript,
+            self._summary,
+            stop_requested=self._stop_requested,
+            error=self._error,
         )
         self.log.info("session ended: {}", " | ".join(report.lines()))
         return report
@@ -215,6 +288,7 @@ class Session:
                 is_stable=lambda event: isinstance(event, Streaming),
                 scheduler=scheduler,
                 rng=self._rng,
+                skip_delay=self._skip_delay,
             )
         )
         return link.subscribe(
@@ -334,12 +408,14 @@ class Session:
 
     def _on_link_error(self, error: Exception) -> None:
         reason = failure_reason(error)
+        self._error = error
         self.log.error("session failed: {}", reason)
         self._finish(Failed(at=self._clock(), reason=reason, kind=failure_kind(error)))
 
     def _on_link_completed(self) -> None:
         if self._audio_failure is not None:
             reason = f"audio source failed: {self._audio_failure}"
+            self._error = self._audio_failure
             self._finish(Failed(at=self._clock(), reason=reason, kind="audio"))
         else:
             self._finish(Stopped(at=self._clock()))

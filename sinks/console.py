@@ -117,6 +117,29 @@ def retry_text(state: AppState, now: float) -> str | None:
     return f"attempt {state.attempt} in {remaining:.1f} s ({state.cause})"
 
 
+_HINTS = (
+    ("DNS lookup failed", "the host name does not resolve: check its spelling in the URL"),
+    (
+        "cannot connect",
+        "nothing answers at that address: is the backend running (`live-listener serve` "
+        "starts one), and are the host and port right?",
+    ),
+    ("timed out", "no answer in time: check the host, the port and any firewall"),
+    ("handshake failed", "something answers but is not a live-listener backend: check the path"),
+)
+
+
+def never_connected_hint(state: AppState) -> str | None:
+    """While the session has never streamed: what the last error suggests to check."""
+    if state.phase is not Phase.RECONNECTING or state.protocol is not None:
+        return None
+    cause = state.cause or ""
+    for marker, hint in _HINTS:
+        if marker in cause:
+            return hint
+    return "never connected: check the URL and the network"
+
+
 def counts_text(state: AppState) -> str:
     totals = state.totals()
     return (
@@ -166,6 +189,9 @@ def live_view(view: ConsoleView, now: float) -> RenderableType:
     retry = retry_text(state, now)
     if retry is not None:
         grid.add_row("retry", Text(retry, style="yellow"))
+    hint = never_connected_hint(state)
+    if hint is not None:
+        grid.add_row("hint", Text(hint, style="yellow"))
     for source, level in sorted(state.levels.items()):
         meter = Text(f"{source:<6} ")
         meter.append(level_bar(level.rms_dbfs), style="green")
@@ -285,6 +311,12 @@ class ConsoleSink:
             self._subscriptions.add(ticks.subscribe(lambda _: self._draw(), scheduler=scheduler))
         else:
             self._subscriptions.add(phase_changes(self.session.state).subscribe(self.print))
+            hints: Observable[str | None] = self.session.state.pipe(
+                ops.map(never_connected_hint),
+                ops.filter(lambda hint: hint is not None),
+                ops.distinct_until_changed(),
+            )
+            self._subscriptions.add(hints.subscribe(self._print_hint))
             self._subscriptions.add(finals.subscribe(self._print_final))
 
     def note(self, text: str) -> None:
@@ -318,6 +350,10 @@ class ConsoleSink:
     def _draw(self) -> None:
         if self._display is not None:
             self._display.update(live_view(self.view, self._clock()), refresh=True)
+
+    def _print_hint(self, hint: str | None) -> None:
+        if hint is not None:
+            self.print(f"hint: {hint}")
 
     def _print_final(self, final: AsrFinal) -> None:
         self._sources.add(final.source)

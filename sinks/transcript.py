@@ -131,6 +131,7 @@ class TranscriptSink:
         self.error: OSError | None = None
         self._files: tuple[IO[str], IO[str]] | None = None
         self._subscription: abc.DisposableBase | None = None
+        self._created: list[Path] = []  # files this sink made (not appended to)
 
     def __enter__(self) -> TranscriptSink:
         self.open()
@@ -150,6 +151,9 @@ class TranscriptSink:
         Raises OSError when the files cannot be created — before any audio is captured.
         """
         self.paths.markdown.parent.mkdir(parents=True, exist_ok=True)
+        self._created = [
+            path for path in (self.paths.markdown, self.paths.jsonl) if not path.exists()
+        ]
         markdown = self.paths.markdown.open("a", encoding="utf-8")
         try:
             jsonl = self.paths.jsonl.open("a", encoding="utf-8")
@@ -183,6 +187,15 @@ class TranscriptSink:
         if report is not None:
             self._append(markdown_footer(report), json_report(report))
         self._close_files()
+
+    def discard(self) -> None:
+        """Close and remove the files this sink created (a session that never streamed
+        leaves no empty transcript behind); files it appended to stay."""
+        self.close()
+        for path in self._created:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        self._created = []
 
     def _append(self, markdown: str | None, jsonl: str | None) -> None:
         if self._files is None:

@@ -26,6 +26,7 @@ from backend.config import BackendConfig
 from backend.server import RunningBackend, running_backend
 from tests.audio.pulse import PulseServer, start_pulse
 from tests.log_capture import pytest_sessionfinish, suite_log
+from tests.wheel import Venv, build_wheel, client_venv, full_venv
 
 __all__ = ["pytest_sessionfinish", "suite_log"]  # the suite-wide log capture and token scan
 pytest_plugins = ["pytester"]  # runs a pytest inside a test (tests/integration/test_secrets.py)
@@ -75,3 +76,25 @@ def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
             yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel of this tree, built once per run."""
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def client_install(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Venv:
+    """A fresh venv with `pip install live-listener` (no recogniser, no backend extras)."""
+    return client_venv(tmp_path_factory.mktemp("venv") / "client", wheel)
+
+
+@pytest.fixture(scope="session")
+def full_install(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Iterator[Venv]:
+    """A fresh venv with `pip install live-listener[backend]` and a Jupyter kernel; Jupyter
+    finds that kernel (the notebooks run there) while the fixture lives."""
+    venv = full_venv(tmp_path_factory.mktemp("venv") / "full", wheel)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("JUPYTER_PATH", str(venv.jupyter_path))
+        yield venv

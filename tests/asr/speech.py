@@ -1,47 +1,28 @@
-"""The bundled speech recording and its text, and word error rate against it."""
+"""The bundled speech recording and its text, and word error rate against it (they ship
+with the backend: `backend.speech`)."""
 
 from __future__ import annotations
 
-import re
-import wave
-from pathlib import Path
+from backend.speech import (
+    BYTES_PER_SECOND,
+    SAMPLES,
+    SPEECH_TXT,
+    SPEECH_WAV,
+    reference_words,
+    speech_pcm,
+    wer,
+    word_errors,
+    words,
+)
 
-import backend
-
-SAMPLES = Path(backend.__file__).resolve().parent / "samples"
-SPEECH_WAV = SAMPLES / "speech.wav"
-SPEECH_TXT = SAMPLES / "speech.txt"
-BYTES_PER_SECOND = 32_000
-
-
-def speech_pcm(seconds: float | None = None) -> bytes:
-    """PCM16 of the recording (its first `seconds`, cut on a 20 ms frame)."""
-    with wave.open(str(SPEECH_WAV), "rb") as wav:
-        pcm = wav.readframes(wav.getnframes())
-    if seconds is not None:
-        pcm = pcm[: round(seconds * 50) * 640]
-    return pcm
-
-
-def words(text: str) -> list[str]:
-    """Lower-case words without punctuation (apostrophes kept: "we've")."""
-    return re.findall(r"[a-z']+", text.lower())
-
-
-def reference_words() -> list[str]:
-    return words(SPEECH_TXT.read_text())
-
-
-def word_errors(reference: list[str], hypothesis: list[str]) -> int:
-    """Substitutions + deletions + insertions: the edit distance between word lists."""
-    previous = list(range(len(hypothesis) + 1))
-    for i, ref in enumerate(reference, 1):
-        current = [i]
-        for j, hyp in enumerate(hypothesis, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref != hyp)))
-        previous = current
-    return previous[-1]
-
-
-def wer(reference: list[str], hypothesis: list[str]) -> float:
-    return word_errors(reference, hypothesis) / max(1, len(reference))
+__all__ = [
+    "BYTES_PER_SECOND",
+    "SAMPLES",
+    "SPEECH_TXT",
+    "SPEECH_WAV",
+    "reference_words",
+    "speech_pcm",
+    "wer",
+    "word_errors",
+    "words",
+]

@@ -1,6 +1,9 @@
 """The notebooks run top to bottom on this machine (a failing cell fails the suite), and the
 committed ones carry the outputs of such a run — every plot cell with its image — so they
 read well on a code host. Executing works on a copy in memory: the files are never rewritten.
+
+They run in a kernel of a fresh venv holding the installed wheel (`live-listener[backend]`),
+not this checkout: a notebook can use only what a user gets (tests/wheel.py).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+
+from tests.wheel import KERNEL
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
@@ -56,11 +61,12 @@ def errors(notebook: Any) -> list[str]:
 
 
 def execute(notebook: Any) -> None:
-    """Run every cell in a fresh kernel whose cwd is notebooks/ (so `import explore` works)."""
+    """Run every cell in a fresh kernel of the installed wheel whose cwd is notebooks/ (so
+    `import explore` works)."""
     NotebookClient(
         notebook,
         timeout=CELL_TIMEOUT,
-        kernel_name="python3",
+        kernel_name=KERNEL,
         resources={"metadata": {"path": str(NOTEBOOKS_DIR)}},
     ).execute()  # raises CellExecutionError, naming the cell, when one fails
 
@@ -87,8 +93,9 @@ def test_the_committed_notebook_is_a_complete_run_with_its_plots(path: Path) -> 
     assert [index for index, cell in plots if not has_image(cell)] == []
 
 
-@pytest.mark.timeout(NOTEBOOK_TIMEOUT)
+@pytest.mark.timeout(NOTEBOOK_TIMEOUT, func_only=True)  # installing the wheel is not timed
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+@pytest.mark.usefixtures("full_install")
 def test_the_notebook_runs_top_to_bottom(path: Path) -> None:
     committed = hashlib.sha256(path.read_bytes()).hexdigest()
     notebook = read(path)
@@ -100,6 +107,8 @@ def test_the_notebook_runs_top_to_bottom(path: Path) -> None:
     assert hashlib.sha256(path.read_bytes()).hexdigest() == committed
 
 
+@pytest.mark.timeout(NOTEBOOK_TIMEOUT, func_only=True)
+@pytest.mark.usefixtures("full_install")
 def test_a_failing_cell_fails_the_run() -> None:
     notebook = nbformat.v4.new_notebook(  # type: ignore[no-untyped-call]
         cells=[

@@ -15,6 +15,7 @@ from reactivex.testing.coldobservable import ColdObservable
 
 from operators.backoff import FATAL, BackoffPolicy, Decision, GaveUp, Retry, retry_with_backoff
 from pipeline.errors import ConnectionLost, ServerBusy, Unauthorized, decide
+from tests.unit.vtime import next_at
 
 on_next, on_error = ReactiveTest.on_next, ReactiveTest.on_error
 T0 = 1.0  # subscription time (TestScheduler.start treats 0 as "use the default")
@@ -31,6 +32,7 @@ def run(
     classify: Callable[[Exception], Decision] = decide,
     scheduler: TestScheduler,
     until: float = 200.0,
+    skip_delay: Observable[Any] | None = None,
 ) -> list[Any]:
     def create() -> Observable[Any]:
         return source.pipe(
@@ -40,6 +42,7 @@ def run(
                 is_stable=lambda item: item == "streaming",
                 scheduler=scheduler,
                 rng=random.Random(7),
+                skip_delay=skip_delay,
             )
         )
 
@@ -219,3 +222,29 @@ def test_classification_is_fatal_for_unauthorized_and_retry_for_transients() -> 
     assert decide(lost()).retry
     assert decide(ServerBusy("busy"), busy_floor=7.0).floor == 7.0
     assert decide(ValueError("a bug")) == FATAL
+
+
+def test_skipping_a_pending_delay_resubscribes_at_once_and_counts_the_attempt() -> None:
+    scheduler = TestScheduler()
+    source = scheduler.create_cold_observable(on_error(1, lost()))  # each attempt fails in 1 s
+    policy = BackoffPolicy(initial=10.0, multiplier=2.0, max_delay=100.0, jitter="none")
+    # "retry now" pressed 1 s into the first delay (10 s) and 4 s into the second (20 s);
+    # the press at 0.5 s comes while the first attempt is in flight: there is no delay yet
+    presses = scheduler.create_hot_observable(
+        next_at(T0 + 0.5, "early"), next_at(T0 + 2.0, "now"), next_at(T0 + 7.0, "now")
+    )
+
+    announced = retries(run(source, policy, scheduler=scheduler, until=60.0, skip_delay=presses))
+
+    assert starts(source)[:4] == [0.0, 2.0, 7.0, 48.0]
+    assert [(r.attempt, r.delay) for _, r in announced[:3]] == [(1, 10.0), (2, 20.0), (3, 40.0)]
+
+
+def test_skipping_with_no_pending_delay_changes_nothing() -> None:
+    scheduler = TestScheduler()
+    source = scheduler.create_cold_observable(on_next(1, "streaming"))
+    presses = scheduler.create_hot_observable(next_at(T0 + 3.0, "now"))
+
+    messages = run(source, BackoffPolicy(), scheduler=scheduler, skip_delay=presses)
+
+    assert len(source.subscriptions) == 1 and retries(messages) == []
