@@ -72,6 +72,8 @@ class BackendSession:
                 if self.resumable
                 else self.config.asr_queue_seconds,
                 unique_ids=self.resumable,
+                # only the legacy v0.2 mode drops; otherwise the connection stops reading
+                drop_when_full=self.config.protocol == "0.2",
             )
             if unavailable is not None:
                 self.log.warning("no recogniser for {}: {}", source, unavailable)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from loguru import logger
 from reactivex import Observable, abc
 from reactivex import operators as ops
-from reactivex.disposable import CompositeDisposable, Disposable
+from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import BehaviorSubject, Subject
 
@@ -29,10 +29,12 @@ from pipeline import errors
 from pipeline.audio import AudioFrame
 from pipeline.config import SessionConfig
 from pipeline.connection import LinkEvent, LinkMemo, connect
+from pipeline.dropped import reported_drop
 from pipeline.flow import Demand, demand_scope
 from pipeline.ids import SessionIds
 from pipeline.outbox import Outbox
 from pipeline.protocol import AsrFinal, AsrPartial, FinalSummary, ServerEvent, Status
+from pipeline.recent import RecentKeys
 from pipeline.report import SessionReport, build_report
 from pipeline.state import AppState, reduce
 from pipeline.status import (
@@ -48,7 +50,7 @@ from pipeline.status import (
     Transcribed,
 )
 
-FLOW_WINDOW_S = 10.0  # audio a waiting source may have in flight before it is held back
+FLOW_WINDOW_S = SessionConfig.flow_window  # the default flow window (seconds per source)
 # Audio counts reach the state at most this often (and at once after a quiet spell, and at
 # the end): a real-time stream changes the outbox several times per frame, and a state
 # update per change cost more CPU than sending the frame.
@@ -99,11 +101,11 @@ class Session:
         self._status.pipe(ops.scan(reduce, AppState())).subscribe(self._state)
         self.log = logger.bind(session_id=self.ids.session_id, attempt_id=self.ids.attempt_id)
         self._transcript: list[AsrFinal] = []
-        self._seen: set[tuple[str, float, float, str]] = set()
+        self._seen = RecentKeys()  # bounded: a flood of distinct finals cannot grow it
         self._summary: FinalSummary | None = None
         self._stop_requested = False
         self._done: asyncio.Future[StatusEvent] | None = None
-        self._outbox = Outbox(config.max_frames)
+        self._outbox = Outbox(config.max_frames, config.window_frames)
         self._clock: Callable[[], float] = lambda: 0.0
         self._audio_sub: abc.DisposableBase | None = None
         self._counts_pending = False
@@ -164,7 +166,7 @@ class Session:
         if self.config.tls_warning is not None:
             self.log.warning(self.config.tls_warning)
         # a waiting source (a file) may run ahead of confirmation by the flow window
-        window = FLOW_WINDOW_S / self.config.frame_seconds
+        window = self.config.window_frames
         demand = Demand(lambda: self._outbox.held < window)
         watching = self._watch_outbox(demand, scheduler)
         linked = self._link(memo, scheduler)
@@ -226,6 +228,7 @@ class Session:
         interval = self.config.level_interval
         levels = LevelWindows()
         metering = levels.tick(interval, self._emit, scheduler) if interval else Disposable()
+        overdue = SerialDisposable()
 
         def on_frame(frame: AudioFrame) -> None:
             self._outbox.push(frame)
@@ -241,6 +244,7 @@ class Session:
         def on_end() -> None:
             last_levels()
             self._end_audio()
+            overdue.disposable = self._bound_final_wait(scheduler)
 
         def on_error(error: Exception) -> None:
             last_levels()
@@ -248,7 +252,19 @@ class Session:
 
         with demand_scope(demand):
             self._audio_sub = self._audio.subscribe(on_frame, on_error, on_end, scheduler=scheduler)
-        return CompositeDisposable(self._audio_sub, metering)
+        return CompositeDisposable(self._audio_sub, metering, overdue)
+
+    def _bound_final_wait(self, scheduler: abc.SchedulerBase) -> abc.DisposableBase:
+        """The audio ended by itself: wait for the final summary at most `stop_timeout`,
+        exactly as after `stop()` (the report then says the summary never came)."""
+        wait = self.config.stop_timeout
+
+        def overdue(_: abc.SchedulerBase, __: object = None) -> None:
+            if self._done is not None and not self._done.done():
+                self.log.warning("no final summary within {} s after the audio ended", wait)
+                self._finish(Stopped(at=self._clock()))
+
+        return scheduler.schedule_relative(wait, overdue)
 
     async def stop(self, timeout: float | None = None) -> None:
         """End capture, deliver what is held, send `stop` and wait for the final summary.
@@ -298,6 +314,9 @@ class Session:
         self._end_audio()
 
     def _on_link(self, item: LinkEvent | Retry) -> None:
+        dropped = reported_drop(item, self._clock())
+        if dropped is not None:
+            self._emit(dropped)
         match item:
             case Retry(attempt=attempt, delay=delay, cause=cause):
                 self.log.info("reconnecting: attempt {} in {:.2f} s ({})", attempt, delay, cause)
@@ -309,11 +328,9 @@ class Session:
             case StatusEvent():
                 self._emit(item)
             case AsrFinal():
-                key = final_key(item)
-                if key in self._seen:
+                if self._seen.seen(final_key(item)):
                     self.log.debug("dropped a duplicate final {!r}", item.text[:40])
                     return
-                self._seen.add(key)
                 self._transcript.append(item)
                 self._events.on_next(item)
                 self._emit(Transcribed(at=self._clock(), source=item.source, text=item.text))

@@ -29,7 +29,9 @@ async def test_v02_slow_recogniser_backpressure_and_bounded_queue(record_dir: Pa
     """Real pocketsphinx slowed to 1/3 of real time, live (paced) audio, a 0.5 s queue.
     The stop's flush takes seconds with nothing to send: the socket must keep answering
     the client's heartbeat (0.5 s) meanwhile."""
-    config = BackendConfig(asr_queue_seconds=0.5, metrics_interval=0.2, record_dir=record_dir)
+    config = BackendConfig(
+        protocol="0.2", asr_queue_seconds=0.5, metrics_interval=0.2, record_dir=record_dir
+    )
     slowed = SlowedRecognizers(recognizer_factory("pocketsphinx", max_decoders=1), 3.0)
     store = SessionStore(config, slowed)
     events: list[ServerEvent] = []
