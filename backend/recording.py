@@ -12,6 +12,8 @@ recorded, because from then on nothing is.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import wave
 from pathlib import Path
@@ -42,9 +44,14 @@ class Recording:
             if handle is None:
                 # unbuffered: what the backend acknowledged is on disk, even if it dies next
                 handle = self._files[source] = (self.dir / f"{source}.pcm").open("ab", buffering=0)
+            before = handle.tell()
             written = handle.write(pcm)
-            if written != len(pcm):
-                raise OSError(f"short write ({written} of {len(pcm)} bytes)")
+            if written != len(pcm):  # the disk filled mid-frame: keep whole frames only
+                handle.truncate(before)
+                raise OSError(
+                    errno.ENOSPC,
+                    f"{os.strerror(errno.ENOSPC)} ({written} of {len(pcm)} bytes written)",
+                )
         except OSError as exc:
             self._fail(exc)
 
