@@ -308,7 +308,7 @@ class ClientConnection:
         source = "mic" if payload.source == "microphone" else payload.source
         stream = self.session.stream(source)
         stream.accept(payload.pcm, payload.seq if self.v03 else None)
-        if stream.full:
+        if stream.full and not stream.drop_when_full:
             self.full_stream = stream
         if self.v03 and stream.frames_since_ack >= self.config.ack_every:
             self._ack(stream.source)

@@ -111,6 +111,8 @@ class Session:
         self._counts_pending = False
         self._counts_at = float("-inf")  # when counts last reached the state
         self._audio_failure: Exception | None = None
+        self._acked = 0  # frames confirmed so far, and when that last grew
+        self._progress_at = 0.0
 
     # -- what users watch -----------------------------------------------------------
 
@@ -244,7 +246,7 @@ class Session:
         def on_end() -> None:
             last_levels()
             self._end_audio()
-            overdue.disposable = self._bound_final_wait(scheduler)
+            self._bound_final_wait(scheduler, overdue)
 
         def on_error(error: Exception) -> None:
             last_levels()
@@ -254,17 +256,24 @@ class Session:
             self._audio_sub = self._audio.subscribe(on_frame, on_error, on_end, scheduler=scheduler)
         return CompositeDisposable(self._audio_sub, metering, overdue)
 
-    def _bound_final_wait(self, scheduler: abc.SchedulerBase) -> abc.DisposableBase:
-        """The audio ended by itself: wait for the final summary at most `stop_timeout`,
-        exactly as after `stop()` (the report then says the summary never came)."""
+    def _bound_final_wait(self, scheduler: abc.SchedulerBase, timer: SerialDisposable) -> None:
+        """The audio ended by itself: the session waits for delivery and the final summary
+        as long as the backend makes progress (confirms frames), and ends when it has made
+        none for `stop_timeout` (the report then says the summary never came)."""
         wait = self.config.stop_timeout
+        self._progress_at = self._clock()
 
-        def overdue(_: abc.SchedulerBase, __: object = None) -> None:
-            if self._done is not None and not self._done.done():
-                self.log.warning("no final summary within {} s after the audio ended", wait)
-                self._finish(Stopped(at=self._clock()))
+        def check(_: abc.SchedulerBase, __: object = None) -> None:
+            if self._done is None or self._done.done():
+                return
+            idle = self._clock() - self._progress_at
+            if idle < wait:
+                timer.disposable = scheduler.schedule_relative(wait - idle, check)
+                return
+            self.log.warning("no progress and no final summary for {} s; ending the session", wait)
+            self._finish(Stopped(at=self._clock()))
 
-        return scheduler.schedule_relative(wait, overdue)
+        timer.disposable = scheduler.schedule_relative(wait, check)
 
     async def stop(self, timeout: float | None = None) -> None:
         """End capture, deliver what is held, send `stop` and wait for the final summary.
@@ -297,7 +306,11 @@ class Session:
     def _flush_counts(self) -> None:
         self._counts_pending = False
         self._counts_at = self._clock()
-        self._emit(AudioCounts(at=self._clock(), counts=self._outbox.counts()))
+        counts = self._outbox.counts()
+        acked = sum(c.acked for c in counts.values())
+        if acked != self._acked:
+            self._acked, self._progress_at = acked, self._counts_at
+        self._emit(AudioCounts(at=self._clock(), counts=counts))
 
     def _classify(self, error: Exception) -> Decision:
         return errors.decide(error, busy_floor=self.config.busy_floor)
