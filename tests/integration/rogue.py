@@ -66,7 +66,7 @@ class Scripted:
     "next_seq_future" (a resume that claims frames never written); "flood" (`flood`
     distinct finals, then a replay of the last one, then honest); "freeze_v02" (a v0.2
     backend: no acks, reads 10 frames, then stops reading and writing for good); "v02"
-    (a v0.2 backend that behaves).
+    (a v0.2 backend that behaves); "no_summary" (never answers `stop`).
     """
 
     def __init__(self, script: list[str], *, flood: int = 0) -> None:
@@ -110,6 +110,8 @@ class Scripted:
     async def _serve(self, ws: web.WebSocketResponse, mode: str) -> None:
         async for msg in ws:
             body = json.loads(msg.data)
+            if body.get("type") == "stop" and mode == "no_summary":
+                await asyncio.sleep(3600)  # answers pings (aiohttp does), never the stop
             if body.get("type") == "stop":
                 summary = {"session_id": body["session_id"], "frames": len(self.frames)}
                 await ws.send_json({"type": "final_summary", "markdown": "", "json": summary})

@@ -117,3 +117,14 @@ async def test_a_frozen_v02_backend_costs_at_most_the_barrier_bound() -> None:
     assert 0 < counts.unconfirmed <= bound_frames + 1
     # those the backend read are among them; those it never read are exactly the rest
     assert len(backend.frames) - counts.acked in (0, 1)
+
+
+async def test_the_wait_for_a_summary_that_never_comes_is_bounded_by_stop_timeout() -> None:
+    """The audio ends by itself; the backend confirms every frame but never answers `stop`."""
+    backend = rogue.Scripted(["no_summary"])
+    report, _, _ = await stream(backend, stop_timeout=0.5)
+
+    counts = report.audio["system"]
+    assert counts.captured == counts.acked == FRAMES and report.frames_lost == 0
+    assert report.summary is None
+    assert "summary      never came: the backend did not confirm the end" in report.lines()
