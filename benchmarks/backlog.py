@@ -15,13 +15,12 @@ Figures per outage:
 - backlog: the audio held by the outbox when the session resumed (seconds);
 - acked: from the resume until every frame is acknowledged;
 - current: from the resume until the final summary (every final delivered);
-- floor: backlog x the recogniser's real-time factor in that very session (the backend's
-  `metrics` `realtime_factor`: wall seconds per audio second of its decoder): no client
-  could make the transcript current sooner on one decoder. current / floor is the cost of
-  everything else (reconnecting, resending, acks, the final flush);
-- baseline: the bare recogniser (one decoder in this process) on the same audio, for
-  comparison with the backend's factor (and the floor's factor should a drain end before
-  the backend reported one);
+- floor (the baseline, measured right before each outage so both meet the same load on a
+  shared machine): backlog x the bare recogniser's wall seconds per audio second (one
+  decoder in this process, on up to 30 s of the same audio): no client could make the
+  transcript current sooner on one decoder. current / floor is the cost of everything
+  else (reconnecting, resending, flow control, the decoder process, the final flush);
+- the backend's own `realtime_factor` metric for the session, beside it;
 - peak held: the most audio the outbox held (exact), and this process's peak RSS
   (client and backend; the decoder is a process of its own) above its level before.
 """
@@ -107,8 +106,11 @@ class Run:
     peak_held_s: float
     peak_mb: float
 
-    def floor_s(self, fallback_rtf: float) -> float:
-        return self.backlog_s * (self.rtf if self.rtf == self.rtf else fallback_rtf)
+    bare_rtf: float = float("nan")
+
+    @property
+    def floor_s(self) -> float:
+        return self.backlog_s * self.bare_rtf
 
 
 async def one_outage(outage_s: float, speed: float) -> Run:
@@ -171,17 +173,18 @@ async def one_outage(outage_s: float, speed: float) -> Run:
 async def main(outages: list[float], speed: float) -> None:
     quiet()
     print(f"machine: {machine()}", flush=True)
-    per_audio_s = bare_wall_per_audio_s(looped_speech(min(30.0, max(outages) + LEAD_S)))
-    print(f"baseline bare recogniser {per_audio_s:.3f} wall s per audio s", flush=True)
     runs = []
     for outage in outages:
+        bare = bare_wall_per_audio_s(looped_speech(min(30.0, outage + LEAD_S)))
+        print(f"baseline bare recogniser {bare:.3f} wall s per audio s", flush=True)
         run = await one_outage(outage, speed)
+        run.bare_rtf = bare
         runs.append(run)
-        floor = run.floor_s(per_audio_s)
+        floor = run.floor_s
         print(
             f"outage {run.outage_s:g} s: backlog {run.backlog_s:.1f} s, acked in "
             f"{run.acked_s:.2f} s, current in {run.current_s:.2f} s, floor {floor:.2f} s "
-            f"(RTF {run.rtf:.3f}; {run.current_s / floor:.2f}x), peak held "
+            f"({run.current_s / floor:.2f}x; backend RTF {run.rtf:.3f}), peak held "
             f"{run.peak_held_s:.1f} s, RSS +{run.peak_mb:.1f} MB; frames {run.frames} "
             f"acked {run.acked} lost {run.lost} unconfirmed {run.unconfirmed} "
             f"dropped by backend {run.backend_dropped} resumes {run.resumes}",
@@ -190,12 +193,12 @@ async def main(outages: list[float], speed: float) -> None:
     summary(
         "; ".join(
             f"{r.outage_s:g} s outage current in {r.current_s:.2f} s = "
-            f"{r.current_s / r.floor_s(per_audio_s):.2f}x the floor, "
+            f"{r.current_s / r.floor_s:.2f}x the floor, "
             f"peak held {r.peak_held_s:.1f} s"
             for r in runs
         )
-        + f" (floor: backlog x the session's RTF; bare recogniser {per_audio_s:.3f} s per "
-        f"audio s; source at {speed:g}x real time)"
+        + f" (floor: backlog x the bare recogniser's wall s per audio s, measured before "
+        f"each; source at {speed:g}x real time)"
     )
 
 
