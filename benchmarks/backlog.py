@@ -17,7 +17,7 @@ Figures per outage:
 - current: from the resume until the final summary (every final delivered);
 - floor (the baseline, measured right before each outage so both meet the same load on a
   shared machine): backlog x the bare recogniser's wall seconds per audio second (one
-  decoder in this process, on up to 30 s of the same audio): no client could make the
+  decoder in this process, on up to 15 s of the same audio): no client could make the
   transcript current sooner on one decoder. current / floor is the cost of everything
   else (reconnecting, resending, flow control, the decoder process, the final flush);
 - the backend's own `realtime_factor` metric for the session, beside it;
@@ -175,7 +175,7 @@ async def main(outages: list[float], speed: float) -> None:
     print(f"machine: {machine()}", flush=True)
     runs = []
     for outage in outages:
-        bare = bare_wall_per_audio_s(looped_speech(min(30.0, outage + LEAD_S)))
+        bare = bare_wall_per_audio_s(looped_speech(min(15.0, outage + LEAD_S)))
         print(f"baseline bare recogniser {bare:.3f} wall s per audio s", flush=True)
         run = await one_outage(outage, speed)
         run.bare_rtf = bare
