@@ -2,7 +2,7 @@
 in real time through long outages and a backend restart is transcribed as without them.
 
 Every scenario runs at once in one event loop (module fixture), so the module costs the
-longest of them (~110 s: a 90 s outage that outlasts the 46.8 s recording, then the
+longest of them (~100 s: a 90 s outage that outlasts the 46.8 s recording, then the
 backlog drains) instead of their sum. Outages start early so each leaves a long backlog.
 The no-fault run beside them is the WER baseline.
 
@@ -31,7 +31,7 @@ from pipeline.sources import wav_file
 from tests.asr.speech import SPEECH_TXT, SPEECH_WAV, reference_words, wer, words
 
 AUDIO_S = 46.76
-OUTAGE_AT = 3.0
+OUTAGE_AT = 1.0
 RESTART_AT = 15.0
 RESTART_DOWN = 2.0
 
@@ -41,7 +41,7 @@ def client(url: str) -> SessionConfig:
     # ended with no progress for as long as the network is down: stop_timeout covers it.
     return SessionConfig(
         url=url,
-        backoff=BackoffPolicy(initial=0.5, max_delay=3.0),
+        backoff=BackoffPolicy(initial=0.5, max_delay=1.0),
         connect_timeout=5.0,
         stop_timeout=120.0,
     )
