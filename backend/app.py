@@ -20,6 +20,7 @@ from backend.asr import RecognizerFactory, recognizer_factory
 from backend.config import BackendConfig
 from backend.rate_limit import TokenBucket
 from backend.store import BackendSession, SessionStore
+from backend.stream import SourceStream
 from pipeline.protocol import AudioPayload, decode_audio_binary, decode_audio_json
 
 PATH = "/ws/live-listener"
@@ -125,6 +126,7 @@ class ClientConnection:
         self.invalid = TokenBucket(config.max_invalid_rate, config.invalid_burst)
         self.cut_off = False
         self.slowed_notice_at: float | None = None
+        self.full_stream: SourceStream | None = None  # its queue is full: stop reading
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue a message for the socket's single writer, which keeps their order."""
@@ -160,6 +162,8 @@ class ClientConnection:
                     done = True
                 if done or self.cut_off:
                     break
+                if self.full_stream is not None:
+                    await self._wait_for_room()
             if self.cut_off:
                 await self._cut_off()
         finally:
@@ -345,8 +349,17 @@ class ClientConnection:
         source = "mic" if payload.source == "microphone" else payload.source
         stream = self.session.stream(source)
         stream.accept(payload.pcm, payload.seq if self.v03 else None)
+        if stream.full and not stream.drop_when_full:
+            self.full_stream = stream
         if self.v03 and stream.frames_since_ack >= self.config.ack_every:
             self._ack(stream.source)
+
+    async def _wait_for_room(self) -> None:
+        """A source's recogniser queue is full: read nothing more from this socket until
+        it has room (TCP holds the client back; nothing is dropped, acks wait)."""
+        stream, self.full_stream = self.full_stream, None
+        assert stream is not None
+        await stream.wait_for_room()
 
     def _ack(self, source: str) -> None:
         assert self.session is not None

@@ -43,7 +43,9 @@ class BackendConfig:
     ack_every: int = 50  # frames: ack at once after this many, so fast senders flow
     metrics_interval: float = 1.0
     asr_decoders: int = 4  # pocketsphinx decoder processes leased at once (~125 MB each)
-    asr_queue_seconds: float = 10.0  # ASR backlog per source before frames are dropped (v0.2)
+    # ASR backlog per source (in frames and bytes): over it the legacy v0.2 mode drops
+    # (and counts); otherwise the connection stops reading until the recogniser catches up.
+    asr_queue_seconds: float = 10.0
     # v0.3 clients wait for acks, which stop at what the recogniser took, so the backlog
     # stays within their flow window (10 s for ours); the bound must exceed that.
     asr_queue_seconds_v03: float = 15.0

@@ -87,6 +87,8 @@ class BackendSession:
                 else self.config.asr_queue_seconds,
                 unique_ids=self.resumable,
                 pending=pending,
+                # only the legacy v0.2 mode drops; otherwise the connection stops reading
+                drop_when_full=self.config.protocol == "0.2",
             )
             if unavailable is not None:
                 self.log.warning("no recogniser for {}: {}", source, unavailable)

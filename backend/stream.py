@@ -1,11 +1,16 @@
 """One source of one backend session: sequence checks, recording, and the recogniser fed
-through a bounded queue so a slow recogniser costs dropped ASR input, never memory.
+through a queue bounded in frames and in bytes, so a slow recogniser never costs memory.
 
 The recogniser runs in an executor, one call at a time, on batches of at most
 `batch_seconds`: the event loop never waits for it, and a call never holds a large
 backlog. `ackable_seq` is the last frame handed to the recogniser (or dropped): v0.3
 acks stop there, so a client that can wait (a file) waits while the recogniser is
 behind instead of overflowing the queue.
+
+An ack is a promise that the frame will be transcribed, so a full queue never drops
+(v0.3): the connection stops reading (`wait_for_room`) and TCP holds the client back,
+whose outbox keeps the backlog. Only the legacy v0.2 mode (`drop_when_full`), which
+imitates the existing backends, drops and counts what it dropped.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class SourceStream:
         unique_ids: bool,
         batch_seconds: float = BATCH_SECONDS,
         pending: asyncio.Future[Recognizer] | None = None,
+        drop_when_full: bool = False,
     ) -> None:
         self.source = source
         self.recognizer = recognizer
@@ -70,7 +76,9 @@ class SourceStream:
         self.recognizing = True  # False once no recogniser works for this source
         self.surrendering = False  # its recogniser is being handed to a live session
         self.queue_max = max(1, round(queue_seconds * FRAMES_PER_SECOND))
-        self.queue_max_bytes = self.queue_max * BYTES_PER_SECOND // FRAMES_PER_SECOND
+        self.queue_max_bytes = max(1, round(queue_seconds * BYTES_PER_SECOND))
+        self.drop_when_full = drop_when_full
+        self._recording_announced = False
         self._batch_bytes = max(1, round(batch_seconds * BYTES_PER_SECOND))
         self._queue: deque[tuple[int, bytes]] = deque()
         self._queued_bytes = 0
@@ -78,6 +86,8 @@ class SourceStream:
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._room = asyncio.Event()
+        self._room.set()
         self._inflight: asyncio.Future[Any] | None = None
         self._infer_ms: deque[float] = deque(maxlen=50)
         self._audio_processed = 0.0
@@ -104,12 +114,11 @@ class SourceStream:
             self.gaps += 1  # the client dropped frames (over its buffer): accept and go on
             missing = (seq - self.next_seq) * len(pcm) / BYTES_PER_SECOND
             self._timeline.skip(self._fed_seconds, missing)
+        self._record(pcm)
         self.next_seq = seq + 1
         self.frames_since_ack += 1
         self.received_bytes += len(pcm)
-        if self.recording is not None:
-            self.recording.write(self.source, pcm)
-        if self._full(len(pcm)):
+        if self.drop_when_full and self._full(len(pcm)):
             self.dropped_total += 1
             self.dropped_recent += 1
             self._timeline.skip(self._fed_seconds, len(pcm) / BYTES_PER_SECOND)
@@ -118,6 +127,8 @@ class SourceStream:
             self._queued_bytes += len(pcm)
             self._idle.clear()
             self._wakeup.set()
+            if self.full:
+                self._room.clear()
         return True
 
     def _full(self, incoming: int) -> bool:
@@ -128,6 +139,34 @@ class SourceStream:
     @property
     def queued_bytes(self) -> int:
         return self._queued_bytes
+
+    def _record(self, pcm: bytes) -> None:
+        """Write the frame to the recording; when that fails, say so once and go on."""
+        recording = self.recording
+        if recording is None:
+            return
+        recording.write(self.source, pcm)
+        if recording.failed is not None and not self._recording_announced:
+            self._recording_announced = True
+            self.emit(
+                {
+                    "type": "status",
+                    "state": "warning",
+                    "message": f"recording stopped on {self.source} ({recording.failed}); "
+                    "audio is still transcribed",
+                    "recording": False,
+                }
+            )
+
+    @property
+    def full(self) -> bool:
+        """No room for another byte: the queue holds its bound of frames or of bytes."""
+        return self._full(1)
+
+    async def wait_for_room(self) -> None:
+        """Until the recogniser has taken enough for the queue to be under its bounds."""
+        while self.full and not self._closed:
+            await self._room.wait()
 
     @property
     def _fed_seconds(self) -> float:
@@ -145,7 +184,8 @@ class SourceStream:
 
     @property
     def overloaded(self) -> bool:
-        return len(self._queue) >= self.queue_max * 0.8 or self.dropped_recent > 0
+        filled = max(len(self._queue) / self.queue_max, self._queued_bytes / self.queue_max_bytes)
+        return filled >= 0.8 or self.dropped_recent > 0
 
     # -- recognition ----------------------------------------------------------------
 
@@ -168,6 +208,8 @@ class SourceStream:
             size += len(pcm)
         self._queued_bytes -= size
         self.handed_bytes += size
+        if not self.full:
+            self._room.set()
         return b"".join(parts)
 
     async def _await_recognizer(self, pending: asyncio.Future[Recognizer]) -> None:
@@ -276,6 +318,7 @@ class SourceStream:
         if self._closed:
             return
         self._closed = True
+        self._room.set()  # a connection waiting for room stops waiting
         self._worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._worker

@@ -107,6 +107,7 @@ class SessionConfig:
     close_timeout: float = 2.0
     stop_timeout: float = 10.0
     buffer_seconds: float = 120.0
+    flow_window: float = 10.0  # seconds of audio per source written but not yet confirmed
     frame_ms: int = DEFAULT_FRAME_MS
     binary: bool = False
     level_interval: float = 0.1  # seconds between level events per source; 0: every frame
@@ -122,6 +123,8 @@ class SessionConfig:
             raise ValueError(f"protocol must be auto, 0.2 or 0.3, got {self.protocol!r}")
         if self.heartbeat <= 0 or self.connect_timeout <= 0 or self.buffer_seconds <= 0:
             raise ValueError("heartbeat, connect_timeout and buffer_seconds must be positive")
+        if self.flow_window <= 0:
+            raise ValueError("flow_window must be positive")
         if self.level_interval < 0:
             raise ValueError("level_interval must be >= 0")
         frame_samples(self.frame_ms)
@@ -146,6 +149,11 @@ class SessionConfig:
     def max_frames(self) -> int:
         """The outbox bound per source, in frames."""
         return max(1, round(self.buffer_seconds * 1000 / self.frame_ms))
+
+    @property
+    def window_frames(self) -> int:
+        """The flow window per source, in frames."""
+        return max(1, round(self.flow_window * 1000 / self.frame_ms))
 
     @property
     def frame_seconds(self) -> float:

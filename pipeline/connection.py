@@ -8,6 +8,11 @@ exception (pipeline.errors) when the socket ends any other way. Disposal closes 
 
 Delivery is confirmed by v0.3 acks, or — against a v0.2 backend, which sends none — by
 ping barriers: a PONG for a PING written after frame n proves the backend read frame n.
+When barriers stop coming back for longer than the bound of `BarrierWatch`, the writer
+stops: the frames wait for the next connection instead of going into a dead socket.
+
+An ack or a `next_seq` beyond the last frame written is a protocol violation: nothing is
+released, and the connection fails (retried) with `errors.ProtocolViolation`.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from pipeline.protocol import (
     encode_stop,
 )
 from pipeline.redaction import Secret, redact
+from pipeline.stall import BarrierWatch
 from pipeline.status import Connected, Connecting, StatusEvent, Streaming
 
 LinkEvent = StatusEvent | ServerEvent
@@ -165,6 +171,8 @@ class _Link:
         self.wake = asyncio.Event()
         self.barriers: dict[int, dict[str, int]] = {}
         self.barrier_count = 0
+        self.watch = BarrierWatch()
+        self.stall_logged = False
         self.unlisten: Callable[[], None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------
@@ -200,7 +208,7 @@ class _Link:
             self.observer.on_completed()
 
     async def _typed(self, exc: Exception) -> Exception:
-        failure = errors.from_exception(exc)
+        failure = errors.from_exception(exc, streamed=self.memo.streamed)
         provider = self.config.token_provider
         if isinstance(failure, errors.Unauthorized) and provider and self.memo.refreshes_left:
             self.memo.refreshes_left -= 1
@@ -283,10 +291,10 @@ class _Link:
             raise errors.from_exception(
                 self.writer_error if isinstance(self.writer_error, Exception) else OSError()
             )
-        if self.pending is not None:
-            raise self.pending
-        self.memo.restarted = (peer_code or ws.close_code) == errors.RESTART
-        failure = errors.from_close(peer_code or ws.close_code, stopping=self.stop_sent)
+        code = peer_code or ws.close_code
+        failure = errors.settle(self.pending, errors.from_close(code, stopping=self.stop_sent))
+        # a graceful restart (1012) owes the next backend everything still held
+        self.memo.restarted = code == errors.RESTART and failure is not self.pending
         if failure is not None:
             raise failure
 
@@ -320,6 +328,7 @@ class _Link:
             case ErrorMessage(message=message):
                 self.pending = self.pending or errors.from_server("error_message", message)
             case Ack(source=source, seq=seq):
+                self._check_written(source, seq, "an ack")
                 self.outbox.confirm(source, seq)
             case AsrPartial() | AsrFinal() if self.protocol == "0.2":
                 # a v0.2 backend ignores seq and counts time from the first frame written;
@@ -348,6 +357,9 @@ class _Link:
         v03 = self.offered_v03 and status.resumed is not None
         self.protocol = "0.3" if v03 else "0.2"
         resumed = bool(status.resumed) and v03
+        if resumed:
+            for source, seq in (status.next_seq or {}).items():
+                self._check_written(source, seq - 1, "next_seq")
         if self.config.protocol == "0.3" and not v03:
             self.log.warning("the backend speaks only v0.2: no acks, no resume")
         if resumed:
@@ -377,7 +389,34 @@ class _Link:
         assert self.ws is not None
         self.writer = asyncio.get_running_loop().create_task(self._write(self.ws))
 
+    def _check_written(self, source: str, seq: int, what: str) -> None:
+        """Refuse a confirmation of frames never written (a lying or confused backend)."""
+        last = self.outbox.last_written(source)
+        if seq > last:
+            self.log.warning(
+                "protocol violation: {} confirms {} up to seq {}, but the last written is {}",
+                what,
+                source,
+                seq,
+                last,
+            )
+            raise errors.ProtocolViolation(
+                f"protocol violation: {what} for {source} seq {seq} beyond the last frame "
+                f"written ({last})"
+            )
+
     # -- writing --------------------------------------------------------------------
+
+    def _stalled(self) -> bool:
+        """v0.2: barriers unanswered past the bound. Logged once per stall."""
+        stalled = self.watch.stalled(asyncio.get_running_loop().time())
+        if stalled and not self.stall_logged:
+            self.log.warning(
+                "ping barriers unanswered for {:.1f} s: holding frames for the next connection",
+                self.watch.bound,
+            )
+        self.stall_logged = stalled
+        return stalled
 
     async def _write(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         barriers = self.protocol == "0.2"
@@ -387,13 +426,13 @@ class _Link:
         since_barrier = written = 0
         try:
             while True:
-                frame = self.outbox.take()
+                frame = None if barriers and self._stalled() else self.outbox.take()
                 if frame is None:
                     cork.release()
-                    if barriers and since_barrier:
+                    if barriers and since_barrier and not self.stall_logged:
                         await self._barrier(ws)
                         since_barrier = 0
-                    if self.outbox.finished and not self.stop_sent:
+                    if self.outbox.finished and not self.stop_sent and not self.stall_logged:
                         self.stop_sent = True
                         await ws.send_str(encode_stop(Stop(self.ids.session_id)))
                         self.log.info("sent stop")
@@ -429,12 +468,15 @@ class _Link:
     async def _barrier(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.barrier_count += 1
         self.barriers[self.barrier_count] = self.outbox.written_marks()
+        self.watch.sent(self.barrier_count, asyncio.get_running_loop().time())
         await ws.ping(struct.pack(">Q", self.barrier_count))
 
     def _on_pong(self, payload: bytes) -> None:
         if len(payload) != 8:
             return
         (number,) = struct.unpack(">Q", payload)
+        self.watch.answered(number, asyncio.get_running_loop().time())
         for key in [k for k in self.barriers if k <= number]:
             for source, seq in self.barriers.pop(key).items():
                 self.outbox.confirm(source, seq)
+        self.wake.set()  # a stalled writer may go on

@@ -65,6 +65,11 @@ class ConnectionLost(LiveListenerError):
         self.close_code = close_code
 
 
+class ProtocolViolation(ConnectionLost):
+    """The backend confirmed frames never written (an ack or `next_seq` in the future).
+    Nothing is released; the connection is dropped and, like any transient fault, retried."""
+
+
 class AudioDeviceError(LiveListenerError):
     """Audio capture cannot start or has stopped. The message names the cause and the fix
     (install PortAudio, start a sound server, pick another device)."""
@@ -93,6 +98,28 @@ def from_server(state: str, message: str) -> LiveListenerError:
     return ConnectionLost(f"server error: {message}")
 
 
+TRANSIENT_CLOSES = frozenset({GOING_AWAY, ABNORMAL, INTERNAL, RESTART, TRY_LATER})
+
+
+def settle(
+    notice: LiveListenerError | None, closed: LiveListenerError | None
+) -> LiveListenerError | None:
+    """What ended a connection: the error message it got (`notice`), else its close.
+
+    A one-off `{"type":"error"}` notice (a BadConfig) does not outlive a transient close
+    that follows it (1001, 1006, 1011-1013): the backend went on and then restarted or
+    died, which is what decides.
+    """
+    if notice is None:
+        return closed
+    transient = isinstance(closed, ConnectionLost | ServerBusy) and (
+        isinstance(closed, ServerBusy) or closed.close_code in TRANSIENT_CLOSES
+    )
+    if isinstance(notice, BadConfig) and transient:
+        return closed
+    return notice
+
+
 def from_close(code: int | None, *, stopping: bool) -> LiveListenerError | None:
     """What a close with no preceding error message means; None for a normal end."""
     if code == POLICY:
@@ -114,8 +141,12 @@ def from_close(code: int | None, *, stopping: bool) -> LiveListenerError | None:
     return ConnectionLost(f"{described} (close {code or ABNORMAL})", close_code=code or ABNORMAL)
 
 
-def from_exception(error: Exception) -> Exception:
-    """Map a socket-level exception to a typed failure; anything else (a bug) stays as is."""
+def from_exception(error: Exception, *, streamed: bool = False) -> Exception:
+    """Map a socket-level exception to a typed failure; anything else (a bug) stays as is.
+
+    `streamed`: the session has streamed on this endpoint before, so an HTTP 4xx that
+    says "not a live-listener endpoint" is a proxy mid-deploy, retried, not a wrong URL.
+    """
     if isinstance(error, LiveListenerError):
         return error
     if isinstance(error, aiohttp.WSServerHandshakeError):
@@ -123,6 +154,8 @@ def from_exception(error: Exception) -> Exception:
             return Unauthorized(f"unauthorized (HTTP {error.status} at the handshake)")
         if error.status in (429, 503):
             return ServerBusy(f"server busy (HTTP {error.status})")
+        if error.status in (400, 404, 405, 426) and streamed:
+            return ConnectionLost(f"handshake failed (HTTP {error.status}) after streaming")
         if error.status in (400, 404, 405, 426):
             return BadConfig(f"not a live-listener endpoint (HTTP {error.status})")
         return ConnectionLost(f"handshake failed (HTTP {error.status})")

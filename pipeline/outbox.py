@@ -14,6 +14,12 @@ and counts every frame in exactly one of sent / buffered / dropped:
 
 Live capture is never blocked: over the bound the oldest frame goes (counted as dropped,
 or as unconfirmed if it had been written and could no longer be resent).
+
+Flow control: per source at most `window_frames` are in flight (written on the current
+connection, not yet confirmed); `take` skips a source at its window until confirmations
+free room. After an outage the backlog therefore drains at the pace the backend
+confirms — which for a v0.3 backend is the pace its recogniser takes audio — and the
+backend never has to drop. The backlog waits here, inside the bound and the accounting.
 """
 
 from __future__ import annotations
@@ -72,6 +78,8 @@ class _Lane:
         "last_take_new",
         "resent",
         "sent",
+        "top",
+        "top_before",
         "unconfirmed",
         "written",
     )
@@ -84,6 +92,8 @@ class _Lane:
         self.unconfirmed = 0
         self.base: int | None = None  # seq that is t=0 on the backend's current timeline
         self.last_take_new = False
+        self.top = -1  # the highest seq ever written (on any connection)
+        self.top_before = -1  # `top` before the last take (for `untake`)
 
     def counts(self) -> SourceCounts:
         return SourceCounts(
@@ -118,10 +128,13 @@ class _Lane:
 class Outbox:
     """Frames between capture and confirmed delivery, per source, bounded."""
 
-    def __init__(self, max_frames: int = 6000) -> None:
+    def __init__(self, max_frames: int = 6000, window_frames: int | None = None) -> None:
         if max_frames < 1:
             raise ValueError("the outbox must hold at least one frame per source")
+        if window_frames is not None and window_frames < 1:
+            raise ValueError("the flow window must allow at least one frame in flight")
         self.max_frames = max_frames
+        self.window_frames = window_frames if window_frames is not None else max_frames
         self._lanes: dict[str, _Lane] = {}
         self._closed = False
         self._listeners: list[Callable[[], None]] = []
@@ -172,10 +185,15 @@ class Outbox:
         dead, and what happens to the frame is decided when the next one resumes.
         """
         best: _Lane | None = None
+        window = self.window_frames
         for lane in self._lanes.values():
-            if lane.cursor < len(lane.held) and (
-                best is None
-                or lane.held[lane.cursor].captured_at < best.held[best.cursor].captured_at
+            if (
+                lane.cursor < len(lane.held)
+                and lane.cursor < window
+                and (
+                    best is None
+                    or lane.held[lane.cursor].captured_at < best.held[best.cursor].captured_at
+                )
             ):
                 best = lane
         if best is None:
@@ -187,6 +205,7 @@ class Outbox:
         else:
             best.written += 1
             best.sent += 1
+            best.top_before, best.top = best.top, max(best.top, frame.seq)
         best.cursor += 1
         if best.base is None:
             best.base = frame.seq
@@ -202,8 +221,22 @@ class Outbox:
         if lane.last_take_new:
             lane.written -= 1
             lane.sent -= 1
+            lane.top = lane.top_before
         else:
             lane.resent -= 1
+
+    def last_written(self, source: str) -> int:
+        """The highest seq of `source` ever written (-1: none): nothing beyond it can be
+        confirmed, and a backend that says otherwise is violating the protocol."""
+        lane = self._lanes.get(source)
+        return -1 if lane is None else lane.top
+
+    def at_window(self) -> bool:
+        """Some source has frames to write but its flow window is full."""
+        window = self.window_frames
+        return any(
+            lane.cursor >= window and lane.cursor < len(lane.held) for lane in self._lanes.values()
+        )
 
     @property
     def drained(self) -> bool:

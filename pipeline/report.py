@@ -28,6 +28,7 @@ class SessionReport:
     protocol: str | None
     audio: Mapping[str, SourceCounts]
     transcript: tuple[AsrFinal, ...] = ()
+    backend_dropped: int = 0  # frames the backend said it dropped (not transcribed)
     summary: FinalSummary | None = field(default=None, repr=False)
     untranscribed: str | None = None  # the backend had no recogniser for some audio: why
     error: Exception | None = field(default=None, repr=False, compare=False)
@@ -44,9 +45,15 @@ class SessionReport:
 
     @property
     def frames_lost(self) -> int:
-        """Frames not known to have reached the backend: dropped, unconfirmed or undelivered."""
+        """Frames known not to have been transcribed: dropped by the outbox over its bound,
+        dropped by the backend (as it said), or never delivered. Unconfirmed frames (written
+        but never confirmed: they may have arrived) are `frames_unconfirmed`, not here."""
         totals = self.totals
-        return totals.dropped + totals.unconfirmed + totals.buffered
+        return totals.dropped + self.backend_dropped + totals.buffered
+
+    @property
+    def frames_unconfirmed(self) -> int:
+        return self.totals.unconfirmed
 
     @property
     def text(self) -> str:
@@ -66,6 +73,8 @@ class SessionReport:
             "session_resets": self.resets,
             "protocol": self.protocol,
             "frames_lost": self.frames_lost,
+            "frames_unconfirmed": self.frames_unconfirmed,
+            "frames_dropped_by_backend": self.backend_dropped,
             "audio": {source: asdict(counts) for source, counts in self.audio.items()},
             "segments": len(self.transcript),
             "untranscribed": self.untranscribed,
@@ -81,10 +90,13 @@ class SessionReport:
             f"{self.resets}), downtime {self.downtime:.1f} s",
             f"frames       captured {totals.captured}, sent {totals.sent}, acked {totals.acked}, "
             f"resent {totals.resent}",
-            f"frames lost  {self.frames_lost} (dropped {totals.dropped}, unconfirmed "
-            f"{totals.unconfirmed}, undelivered {totals.buffered})",
+            f"frames lost  {self.frames_lost} (dropped {totals.dropped}, dropped by the backend "
+            f"{self.backend_dropped}, undelivered {totals.buffered}); unconfirmed "
+            f"{totals.unconfirmed} (may have arrived)",
             f"transcript   {len(self.transcript)} segments",
         ]
+        if self.summary is None and self.outcome != "failed":
+            out.append("summary      never came: the backend did not confirm the end")
         if self.protocol:
             out.insert(2, f"protocol     v{self.protocol}")
         if self.untranscribed:
@@ -122,6 +134,7 @@ def build_report(
         protocol=state.protocol,
         audio=dict(state.audio),
         transcript=transcript,
+        backend_dropped=state.backend_dropped,
         summary=summary,
         untranscribed=state.untranscribed or None,
         error=error,

@@ -24,7 +24,7 @@ from types import TracebackType
 from loguru import logger
 from reactivex import Observable, abc
 from reactivex import operators as ops
-from reactivex.disposable import CompositeDisposable, Disposable
+from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import BehaviorSubject, Subject
 
@@ -38,10 +38,12 @@ from pipeline.config import SessionConfig
 from pipeline.connection import LinkEvent, LinkMemo, connect
 from pipeline.display import STATE_EVERY_S, changed_headline, shows_the_same
 from pipeline.events import EventFeed, SessionEvent
+from pipeline.dropped import reported_drop
 from pipeline.flow import Demand, demand_scope
 from pipeline.ids import SessionIds
 from pipeline.outbox import Outbox
 from pipeline.protocol import AsrFinal, AsrPartial, FinalSummary, ServerEvent, Status
+from pipeline.recent import RecentKeys
 from pipeline.report import SessionReport, build_report
 from pipeline.state import AppState, Phase, reduce
 from pipeline.status import (
@@ -57,7 +59,7 @@ from pipeline.status import (
     Transcribed,
 )
 
-FLOW_WINDOW_S = 10.0  # audio a waiting source may have in flight before it is held back
+FLOW_WINDOW_S = SessionConfig.flow_window  # the default flow window (seconds per source)
 # Audio counts reach the state at most this often (and at once after a quiet spell, and at
 # the end): a real-time stream changes the outbox several times per frame, and a state
 # update per change cost more CPU than sending the frame.
@@ -108,11 +110,11 @@ class Session:
         self._status.pipe(ops.scan(reduce, AppState())).subscribe(self._state)
         self.log = logger.bind(session_id=self.ids.session_id, attempt_id=self.ids.attempt_id)
         self._transcript: list[AsrFinal] = []
-        self._seen: set[tuple[str, float, float, str]] = set()
+        self._seen = RecentKeys()  # bounded: a flood of distinct finals cannot grow it
         self._summary: FinalSummary | None = None
         self._stop_requested = False
         self._done: asyncio.Future[StatusEvent] | None = None
-        self._outbox = Outbox(config.max_frames)
+        self._outbox = Outbox(config.max_frames, config.window_frames)
         self._clock: Callable[[], float] = lambda: 0.0
         self._audio_sub: abc.DisposableBase | None = None
         self._counts_pending = False
@@ -122,6 +124,8 @@ class Session:
         self._skip_delay: Subject[None] = Subject()
         self._running_scheduler: abc.SchedulerBase | None = None
         self._feed: EventFeed | None = None
+        self._acked = 0  # frames confirmed so far, and when that last grew
+        self._progress_at = 0.0
 
     # -- what users watch -----------------------------------------------------------
 
@@ -233,7 +237,7 @@ class Session:
         if self.config.tls_warning is not None:
             self.log.warning(self.config.tls_warning)
         # a waiting source (a file) may run ahead of confirmation by the flow window
-        window = FLOW_WINDOW_S / self.config.frame_seconds
+        window = self.config.window_frames
         demand = Demand(lambda: self._outbox.held < window)
         watching = self._watch_outbox(demand, scheduler)
         linked = self._link(memo, scheduler)
@@ -300,6 +304,7 @@ class Session:
         interval = self.config.level_interval
         levels = LevelWindows()
         metering = levels.tick(interval, self._emit, scheduler) if interval else Disposable()
+        overdue = SerialDisposable()
 
         def on_frame(frame: AudioFrame) -> None:
             self._outbox.push(frame)
@@ -315,6 +320,7 @@ class Session:
         def on_end() -> None:
             last_levels()
             self._end_audio()
+            self._bound_final_wait(scheduler, overdue)
 
         def on_error(error: Exception) -> None:
             last_levels()
@@ -322,7 +328,26 @@ class Session:
 
         with demand_scope(demand):
             self._audio_sub = self._audio.subscribe(on_frame, on_error, on_end, scheduler=scheduler)
-        return CompositeDisposable(self._audio_sub, metering)
+        return CompositeDisposable(self._audio_sub, metering, overdue)
+
+    def _bound_final_wait(self, scheduler: abc.SchedulerBase, timer: SerialDisposable) -> None:
+        """The audio ended by itself: the session waits for delivery and the final summary
+        as long as the backend makes progress (confirms frames), and ends when it has made
+        none for `stop_timeout` (the report then says the summary never came)."""
+        wait = self.config.stop_timeout
+        self._progress_at = self._clock()
+
+        def check(_: abc.SchedulerBase, __: object = None) -> None:
+            if self._done is None or self._done.done():
+                return
+            idle = self._clock() - self._progress_at
+            if idle < wait:
+                timer.disposable = scheduler.schedule_relative(wait - idle, check)
+                return
+            self.log.warning("no progress and no final summary for {} s; ending the session", wait)
+            self._finish(Stopped(at=self._clock()))
+
+        timer.disposable = scheduler.schedule_relative(wait, check)
 
     async def stop(self, timeout: float | None = None) -> None:
         """End capture, deliver what is held, send `stop` and wait for the final summary.
@@ -355,7 +380,11 @@ class Session:
     def _flush_counts(self) -> None:
         self._counts_pending = False
         self._counts_at = self._clock()
-        self._emit(AudioCounts(at=self._clock(), counts=self._outbox.counts()))
+        counts = self._outbox.counts()
+        acked = sum(c.acked for c in counts.values())
+        if acked != self._acked:
+            self._acked, self._progress_at = acked, self._counts_at
+        self._emit(AudioCounts(at=self._clock(), counts=counts))
 
     def _classify(self, error: Exception) -> Decision:
         return errors.decide(error, busy_floor=self.config.busy_floor)
@@ -372,6 +401,9 @@ class Session:
         self._end_audio()
 
     def _on_link(self, item: LinkEvent | Retry) -> None:
+        dropped = reported_drop(item, self._clock())
+        if dropped is not None:
+            self._emit(dropped)
         match item:
             case Retry(attempt=attempt, delay=delay, cause=cause):
                 self.log.info("reconnecting: attempt {} in {:.2f} s ({})", attempt, delay, cause)
@@ -383,11 +415,9 @@ class Session:
             case StatusEvent():
                 self._emit(item)
             case AsrFinal():
-                key = final_key(item)
-                if key in self._seen:
+                if self._seen.seen(final_key(item)):
                     self.log.debug("dropped a duplicate final {!r}", item.text[:40])
                     return
-                self._seen.add(key)
                 self._transcript.append(item)
                 self._events.on_next(item)
                 self._emit(Transcribed(at=self._clock(), source=item.source, text=item.text))

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 
+from pipeline.dropped import BackendDrops
 from pipeline.outbox import SourceCounts
 from pipeline.status import (
     AudioCounts,
     AudioLevel,
+    BackendDropped,
     BackendStatus,
     Connected,
     Connecting,
@@ -76,6 +78,7 @@ class AppState:
     backend_message: str = ""
     untranscribed: str = ""  # why the backend records some audio without transcribing it
     audio: Mapping[str, SourceCounts] = field(default_factory=lambda: _EMPTY)
+    backend_drops: BackendDrops = field(default_factory=BackendDrops)
     levels: Mapping[str, Level] = field(default_factory=dict)
     stopping: bool = False
     finals: int = 0
@@ -93,6 +96,11 @@ class AppState:
 
     def totals(self) -> SourceCounts:
         return sum(self.audio.values(), SourceCounts())
+
+    @property
+    def backend_dropped(self) -> int:
+        """Frames the backend said it dropped (known not to have been transcribed)."""
+        return self.backend_drops.total
 
 
 def _leave_streaming(state: AppState, at: float) -> AppState:
@@ -145,8 +153,10 @@ def reduce(state: AppState, event: StatusEvent) -> AppState:
                 resumes += bool(resumed)
                 resets += not resumed
             phase = Phase.FINALIZING if state.stopping else Phase.STREAMING
+            drops = state.backend_drops if resumed else state.backend_drops.new_backend_session()
             return replace(
                 state,
+                backend_drops=drops,
                 phase=phase,
                 connection_id=cid,
                 protocol=protocol,
@@ -182,6 +192,8 @@ def reduce(state: AppState, event: StatusEvent) -> AppState:
             if backend_state == NO_RECOGNIZER:
                 state = replace(state, untranscribed=message or "no speech recogniser")
             return state
+        case BackendDropped(source=source, total=total):
+            return replace(state, backend_drops=state.backend_drops.reported(source, total))
         case AudioCounts(counts=counts):
             return replace(state, audio=MappingProxyType({**state.audio, **counts}))
         case AudioLevel(source=source, rms_dbfs=rms, peak_dbfs=peak):

@@ -62,6 +62,15 @@ class BackendStatus(StatusEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BackendDropped(StatusEvent):
+    """The backend says it dropped `total` frames of `source` in its current session
+    ("" when it names no source): audio known not to have been transcribed."""
+
+    source: str
+    total: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AudioCounts(StatusEvent):
     counts: Mapping[str, SourceCounts] = field(default_factory=dict)
 

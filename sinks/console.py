@@ -142,10 +142,15 @@ def never_connected_hint(state: AppState) -> str | None:
 
 def counts_text(state: AppState) -> str:
     totals = state.totals()
-    return (
+    text = (
         f"captured {totals.captured} · sent {totals.sent} · acked {totals.acked} · "
         f"buffered {totals.buffered} · dropped {totals.dropped}"
     )
+    if state.backend_dropped:
+        text += f" · dropped by backend {state.backend_dropped}"
+    if totals.unconfirmed:
+        text += f" · unconfirmed {totals.unconfirmed}"
+    return text
 
 
 def link_text(state: AppState, now: float) -> str:

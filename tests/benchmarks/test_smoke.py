@@ -106,3 +106,19 @@ def test_soak_reports_memory_slopes_and_loses_nothing() -> None:
     assert figure(r"soak 10 s, # faults", summary) == 3  # the smoke run's schedule, all applied
     figure(r"RSS \+?# KiB/s", summary)  # printed for `make soak`, not judged here
     figure(r"Python heap \+?# KiB/s", summary)
+
+
+def test_backlog_drains_every_outage_exactly_and_reports_it_against_the_floor() -> None:
+    lines = smoke("backlog.py")
+    assert figure(r"baseline bare recogniser # wall s", lines[1]) > 0
+    runs = [line for line in lines if line.startswith("outage ")]
+    assert len(runs) == 2  # 2 and 4 s outages, at 10x real time
+    for line, frames in zip(runs, (200, 300), strict=True):  # lead 2 s + the outage
+        assert figure(r"frames #", line) == figure(r"frames \d+ acked #", line) == frames
+        assert figure(r"lost #", line) == figure(r"unconfirmed #", line) == 0
+        assert figure(r"dropped by backend #", line) == 0
+        assert figure(r"resumes #", line) == 1
+    summary = lines[-1]
+    assert figure(r"2 s outage current in # s", summary) > 0
+    assert figure(r"4 s outage current in [\d.]+ s = #x the floor", summary) > 0
+    assert figure(r"4 s outage .* peak held # s", summary) >= 4.0  # the outage's audio waited

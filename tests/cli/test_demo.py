@@ -25,7 +25,9 @@ async def test_the_demo_reconnects_resumes_and_writes_the_transcript(
     assert re.search(r"reconnecting: attempt 1 in \d+\.\d s", out)
     assert "streaming (protocol v0.3, resumed)" in out
     assert re.search(r"reconnects   1 \(resumed 1, session resets 0\), downtime \d", out)
-    assert "frames lost  0 (dropped 0, unconfirmed 0, undelivered 0)" in out
+    assert (
+        "frames lost  0 (dropped 0, dropped by the backend 0, undelivered 0); unconfirmed 0" in out
+    )
     lines = [line for line in out.splitlines() if re.match(r"\[\d\d:\d\d\.\d\] \w", line)]
     assert words(lines[0])[:4] == ["the", "weather", "is", "nice"]
     assert f"saved        {transcript}.md" in out

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -52,3 +54,81 @@ async def freezes_after_streaming(request: web.Request) -> web.StreamResponse:
     await ws.send_json({"type": "status", "state": "streaming"})
     await asyncio.sleep(3600)
     return ws
+
+
+class Scripted:
+    """A small v0.3 backend (acks, resume, `final_summary`) that misbehaves on purpose,
+    one way per connection as `script` says; connections past the script behave.
+
+    Ways: "honest"; "restart_after_10" (close 1012 after 10 frames); "notice_then_1012"
+    (after 10 frames, a one-off `{"type":"error"}` notice, then close 1012); "http_404"
+    (no WebSocket at all); "ack_future" (acks a frame far beyond what was written);
+    "next_seq_future" (a resume that claims frames never written); "flood" (`flood`
+    distinct finals, then a replay of the last one, then honest); "freeze_v02" (a v0.2
+    backend: no acks, reads 10 frames, then stops reading and writing for good); "v02"
+    (a v0.2 backend that behaves); "no_summary" (never answers `stop`).
+    """
+
+    def __init__(self, script: list[str], *, flood: int = 0) -> None:
+        self.script = script
+        self.flood = flood
+        self.connections = 0
+        self.frames: dict[int, bytes] = {}  # seq -> pcm, as received
+        self.read_per_connection: list[int] = []
+
+    @property
+    def next_seq(self) -> int:
+        return max(self.frames) + 1 if self.frames else 0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        mode = self.script[self.connections] if self.connections < len(self.script) else "honest"
+        self.connections += 1
+        if mode == "http_404":
+            raise web.HTTPNotFound()
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_json({"type": "status", "state": "connected"})
+        start = await ws.receive_json()
+        streaming: dict[str, object] = {"type": "status", "state": "streaming"}
+        if mode not in ("freeze_v02", "v02"):
+            resumed = "resume" in start
+            claimed = self.next_seq + (1000 if mode == "next_seq_future" else 0)
+            streaming |= {"resumed": resumed, "next_seq": {"system": claimed} if resumed else {}}
+        await ws.send_json(streaming)
+        if mode == "flood":
+            await self._flood(ws)
+        self.read_per_connection.append(0)
+        await self._serve(ws, mode)
+        return ws
+
+    async def _flood(self, ws: web.WebSocketResponse) -> None:
+        for n in range(self.flood):
+            final = {"type": "asr_final", "text": f"word {n}", "t0": n, "t1": n + 0.5}
+            await ws.send_json(final | {"source": "system", "segment_id": f"flood-{n}"})
+        await ws.send_json(final | {"source": "system", "segment_id": f"flood-{n}"})
+
+    async def _serve(self, ws: web.WebSocketResponse, mode: str) -> None:
+        async for msg in ws:
+            body = json.loads(msg.data)
+            if body.get("type") == "stop" and mode == "no_summary":
+                await asyncio.sleep(3600)  # answers pings (aiohttp does), never the stop
+            if body.get("type") == "stop":
+                summary = {"session_id": body["session_id"], "frames": len(self.frames)}
+                await ws.send_json({"type": "final_summary", "markdown": "", "json": summary})
+                await ws.close(code=1000)
+                return
+            seq = body.get("seq", self.next_seq)
+            self.frames[seq] = base64.b64decode(body["data"])
+            self.read_per_connection[-1] += 1
+            read = self.read_per_connection[-1]
+            if mode == "freeze_v02" and read >= 10:
+                await asyncio.sleep(3600)
+            if mode in ("freeze_v02", "v02"):
+                continue  # v0.2: no acks
+            if mode in ("restart_after_10", "notice_then_1012") and read >= 10:
+                if mode == "notice_then_1012":
+                    await ws.send_json({"type": "error", "message": "transcoder hiccup"})
+                await ws.close(code=1012, message=b"restarting")
+                return
+            lie = 1000 if mode == "ack_future" else 0
+            await ws.send_json({"type": "ack", "source": "system", "seq": seq + lie})

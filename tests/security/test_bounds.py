@@ -130,7 +130,8 @@ async def test_detached_sessions_beyond_the_limit_end_oldest_first(
 
 
 async def test_a_source_queue_is_bounded_in_bytes_as_well_as_frames() -> None:
-    """Accepted in one loop tick, before the recogniser takes anything: the queue alone."""
+    """Accepted in one loop tick, before the recogniser takes anything: the queue alone.
+    (In v0.3 the connection waits for `full` to clear before reading the next frame.)"""
     streams = [
         SourceStream(
             "system",
@@ -140,6 +141,7 @@ async def test_a_source_queue_is_bounded_in_bytes_as_well_as_frames() -> None:
             executor=None,
             queue_seconds=1.0,
             unique_ids=True,
+            drop_when_full=True,  # the legacy v0.2 mode; v0.3 stops reading instead
         )
         for _ in range(2)
     ]

@@ -42,3 +42,49 @@ def test_a_tls_handshake_refused_is_fatal() -> None:
 def test_a_tls_handshake_cut_by_the_network_is_retried(cut: type[ssl.SSLError]) -> None:
     failure = errors.from_exception(ssl_connector_error(cut(8, "EOF occurred")))
     assert isinstance(failure, errors.ConnectionLost) and errors.decide(failure) == RETRY
+
+
+# -- what decides when a connection ends with more than one signal --------------------------
+
+
+@pytest.mark.parametrize("code", [1001, 1006, 1011, 1012, 1013])
+def test_a_transient_close_decides_over_an_earlier_error_notice(code: int) -> None:
+    notice = errors.from_server("error_message", "Unsupported audio format: got 48000")
+    closed = errors.from_close(code, stopping=False)
+    settled = errors.settle(notice, closed)
+    assert settled is closed and settled is not None
+    assert errors.decide(settled) != FATAL
+
+
+@pytest.mark.parametrize("code", [1000, 1008])
+def test_an_error_notice_decides_over_a_normal_or_policy_close(code: int) -> None:
+    notice = errors.from_server("error_message", "Unsupported audio format: got 48000")
+    settled = errors.settle(notice, errors.from_close(code, stopping=False))
+    assert settled is notice and errors.decide(notice) == FATAL
+
+
+def test_an_unauthorized_status_is_never_overruled_by_the_close() -> None:
+    notice = errors.from_server("error", "Unauthorized websocket connection")
+    assert errors.settle(notice, errors.from_close(1006, stopping=False)) is notice
+
+
+def handshake(status: int) -> aiohttp.WSServerHandshakeError:
+    return aiohttp.WSServerHandshakeError(None, (), status=status)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("status", [404, 400, 405])
+def test_a_not_found_after_streaming_is_retried_before_it_is_fatal(status: int) -> None:
+    before = errors.from_exception(handshake(status))
+    after = errors.from_exception(handshake(status), streamed=True)
+    assert isinstance(before, errors.BadConfig) and errors.decide(before) == FATAL
+    assert isinstance(after, errors.ConnectionLost) and errors.decide(after) == RETRY
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_server_errors_at_the_handshake_are_retried(status: int) -> None:
+    assert errors.decide(errors.from_exception(handshake(status))) != FATAL
+
+
+def test_a_protocol_violation_is_retried() -> None:
+    violation = errors.ProtocolViolation("protocol violation: an ack for system seq 9")
+    assert errors.decide(violation) == RETRY
