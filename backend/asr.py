@@ -26,7 +26,8 @@ class Recognizer(Protocol):
         ...
 
     def finish(self) -> list[Hypothesis]:
-        """End of audio: the final of an utterance still in progress, if any."""
+        """End of audio: the final of an utterance still in progress, if any. More audio
+        may follow (a session drained by a graceful shutdown resumes): it goes on."""
         ...
 
     def close(self) -> None: ...

@@ -39,6 +39,12 @@ def build_decoder() -> Decoder:
     return PocketsphinxDecoder(samprate=SAMPLE_RATE)
 
 
+def _endpointer() -> Endpointer:
+    return Endpointer(
+        window=VAD_WINDOW_S, ratio=VAD_RATIO, frame_length=FRAME_SECONDS, sample_rate=SAMPLE_RATE
+    )
+
+
 class PocketsphinxRecognizer:
     """Implements backend.asr.Recognizer in the calling thread. `decoder` gives the decoder
     to use (called once, at the first speech); it is left between utterances by `close`."""
@@ -51,12 +57,8 @@ class PocketsphinxRecognizer:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._get_decoder = decoder
-        self._endpointer = Endpointer(
-            window=VAD_WINDOW_S,
-            ratio=VAD_RATIO,
-            frame_length=FRAME_SECONDS,
-            sample_rate=SAMPLE_RATE,
-        )
+        self._endpointer = _endpointer()
+        self._epoch = 0.0  # stream time at which the endpointer started counting
         if self._endpointer.frame_bytes != FRAME_BYTES:  # pragma: no cover - library change
             raise RuntimeError(f"Endpointer wants {self._endpointer.frame_bytes}-byte frames")
         self._partial_interval = partial_interval
@@ -75,8 +77,9 @@ class PocketsphinxRecognizer:
         return self._frames * FRAME_SECONDS
 
     def process(self, pcm: bytes) -> list[Hypothesis]:
-        if self._finished:
-            raise RuntimeError("audio after finish()")
+        if self._finished:  # a drained session resumed: a new utterance, on the same timeline
+            self._endpointer, self._epoch = _endpointer(), self.position
+            self._finished = False
         out: list[Hypothesis] = []
         data = self._rest + pcm if self._rest else pcm
         whole = len(data) - len(data) % FRAME_BYTES
@@ -92,7 +95,9 @@ class PocketsphinxRecognizer:
         return out
 
     def finish(self) -> list[Hypothesis]:
-        """The end of the audio: close the utterance in progress, if any."""
+        """The end of the audio, or of a drain: close the utterance in progress, if any.
+        Audio after it (a drained session that resumed) starts a new utterance, its times
+        still counted from the start of the stream."""
         if self._finished:
             return []
         self._finished = True
@@ -124,11 +129,11 @@ class PocketsphinxRecognizer:
             if self._decoder is None:
                 self._decoder = self._get_decoder()
             self._decoder.start_utt()
-            self._utterance_start = float(self._endpointer.speech_start)
+            self._utterance_start = self._epoch + float(self._endpointer.speech_start)
             self._last_partial = ""
         self._decoder.process_raw(speech, False, False)
         if not self._endpointer.in_speech:
-            out.extend(self._end_utterance(float(self._endpointer.speech_end)))
+            out.extend(self._end_utterance(self._epoch + float(self._endpointer.speech_end)))
 
     def _end_utterance(self, end: float) -> list[Hypothesis]:
         start, self._utterance_start = self._utterance_start, None

@@ -141,9 +141,17 @@ def test_silence_needs_no_decoder() -> None:
     recognizer.close()
 
 
-def test_audio_after_finish_is_refused(decoder: Any) -> None:
+def test_audio_after_finish_starts_a_new_utterance_on_the_same_timeline(decoder: Any) -> None:
+    """A graceful drain finishes a session that may resume: the audio after `finish` is
+    recognised, its times counted from the start of the stream, not from the drain."""
+    pcm = speech_pcm()
+    cut = 5 * BYTES_PER_SECOND  # the drain falls inside the second sentence
     recognizer = PocketsphinxRecognizer(lambda: decoder)
-    recognizer.finish()
-    with pytest.raises(RuntimeError, match="after finish"):
-        recognizer.process(bytes(FRAME))
+    before = recognizer.process(pcm[:cut]) + recognizer.finish()
+    after = recognizer.process(pcm[cut : 2 * cut]) + recognizer.finish()
     recognizer.close()
+    finals_before = [hyp for hyp in before if hyp.final]
+    finals_after = [hyp for hyp in after if hyp.final]
+    assert finals_before and finals_after
+    assert max(hyp.t1 for hyp in finals_before) <= 5.0
+    assert all(5.0 <= hyp.t0 <= hyp.t1 <= 10.0 for hyp in finals_after)

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,7 +149,9 @@ async def test_any_server_frames_leave_the_session_whole(
 ) -> None:
     server, url = fuzz_server
     server.arm(Script(before_connected=before, after_streaming=after))
-    ids = SessionIds(session_id=f"fuzz-{id(before)}-{id(after)}", attempt_id=ATTEMPT)
+    # a fresh id per example: object ids are reused once an example's lists are freed,
+    # and the server would take a reused id for a resume of the earlier session
+    ids = SessionIds(session_id=f"fuzz-{uuid.uuid4().hex}", attempt_id=ATTEMPT)
     session = Session(fast(url, heartbeat=0.5), from_samples(SAMPLES, realtime=False), ids=ids)
 
     with tracebacks() as crashes:
