@@ -37,8 +37,8 @@ from pipeline.audio import AudioFrame
 from pipeline.config import SessionConfig
 from pipeline.connection import LinkEvent, LinkMemo, connect
 from pipeline.display import STATE_EVERY_S, changed_headline, shows_the_same
-from pipeline.events import EventFeed, SessionEvent
 from pipeline.dropped import reported_drop
+from pipeline.events import EventFeed, SessionEvent
 from pipeline.flow import Demand, demand_scope
 from pipeline.ids import SessionIds
 from pipeline.outbox import Outbox
@@ -65,15 +65,6 @@ FLOW_WINDOW_S = SessionConfig.flow_window  # the default flow window (seconds pe
 # update per change cost more CPU than sending the frame.
 COUNTS_EVERY_S = 0.05
 _LINK_STATES = frozenset({"connected", "streaming", "error"})
-
-
-def failure_kind(error: BaseException) -> str:
-    return {
-        errors.Unauthorized: "unauthorized",
-        errors.BadConfig: "bad_config",
-        errors.TlsError: "tls",
-        GaveUp: "gave_up",
-    }.get(type(error), "error")
 
 
 def failure_reason(error: BaseException) -> str:
@@ -440,12 +431,12 @@ class Session:
         reason = failure_reason(error)
         self._error = error
         self.log.error("session failed: {}", reason)
-        self._finish(Failed(at=self._clock(), reason=reason, kind=failure_kind(error)))
+        self._finish(Failed(at=self._clock(), reason=reason, kind=errors.FailureKind.of(error)))
 
     def _on_link_completed(self) -> None:
         if self._audio_failure is not None:
             reason = f"audio source failed: {self._audio_failure}"
             self._error = self._audio_failure
-            self._finish(Failed(at=self._clock(), reason=reason, kind="audio"))
+            self._finish(Failed(at=self._clock(), reason=reason, kind=errors.FailureKind.AUDIO))
         else:
             self._finish(Stopped(at=self._clock()))
