@@ -132,7 +132,9 @@ class Cork:
 
 class _Link:
     """One socket's life: reads the socket, feeds the protocol, does what it says.
-    All methods run on the event loop."""
+    All methods run on the event loop. One class (a little over 200 lines) because the
+    socket, the reader, the writer task and its wake-up event live and die together;
+    the rules are all in `LinkProtocol`."""
 
     def __init__(
         self,

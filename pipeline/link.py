@@ -24,7 +24,6 @@ held; `stop` goes out when the audio has ended and every frame has been written.
 from __future__ import annotations
 
 import dataclasses
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto
@@ -52,7 +51,7 @@ from pipeline.protocol import (
     Unknown,
 )
 from pipeline.redaction import Secret, redact
-from pipeline.stall import BarrierWatch
+from pipeline.stall import Barriers
 from pipeline.status import Connected, Connecting, StatusEvent, Streaming
 
 LinkEvent = StatusEvent | ServerEvent
@@ -149,11 +148,7 @@ class LinkProtocol:
         self.protocol: str | None = None  # the version spoken, once `streaming`
         self.summary: FinalSummary | None = None
         self.pending: errors.LiveListenerError | None = None  # wins at the close
-        self.barriers: dict[int, dict[str, int]] = {}  # barrier -> marks written before it
-        self.barrier_count = 0
-        self.since_barrier = 0
-        self.watch = BarrierWatch()
-        self.stall_logged = False
+        self.barriers = Barriers(outbox.written_marks, outbox.confirm, self.log.warning)
 
     # -- what the shell feeds -----------------------------------------------------------
 
@@ -213,32 +208,26 @@ class LinkProtocol:
 
     def pong_received(self, payload: bytes, now: float) -> list[Action]:
         """A PONG: the barrier it answers, and every earlier one, confirm their frames."""
-        if len(payload) != 8:
-            return []
-        (number,) = struct.unpack(">Q", payload)
-        self.watch.answered(number, now)
-        for key in [k for k in self.barriers if k <= number]:
-            for source, seq in self.barriers.pop(key).items():
-                self.outbox.confirm(source, seq)
-        return [Wake()]
+        return [Wake()] if self.barriers.answered(payload, now) else []
 
     def take(self, now: float) -> AudioFrame | None:
         """The next frame to write; None when there is none or the link is stalled."""
-        return None if self._barriers and self._stalled(now) else self.outbox.take()
+        return None if self._barriers and self.barriers.stalled(now) else self.outbox.take()
 
     def written(self, now: float) -> list[Action]:
         """A frame went into the socket."""
-        self.since_barrier += 1
-        if self._barriers and self.since_barrier >= BARRIER_EVERY:
-            return [self._barrier(now)]
+        self.barriers.since += 1
+        if self._barriers and self.barriers.since >= BARRIER_EVERY:
+            return [Ping(self.barriers.send(now))]
         return []
 
     def idle(self, now: float) -> list[Action]:
         """The writer ran dry: close the last barrier, and send `stop` once all is written."""
         actions: list[Action] = []
-        if self._barriers and self.since_barrier and not self.stall_logged:
-            actions.append(self._barrier(now))
-        if self.outbox.finished and self.state is LinkState.STREAMING and not self.stall_logged:
+        stalled = self.barriers.stall_logged
+        if self._barriers and self.barriers.since and not stalled:
+            actions.append(Ping(self.barriers.send(now)))
+        if self.outbox.finished and self.state is LinkState.STREAMING and not stalled:
             self.state = LinkState.STOPPING
             actions.append(SendStop(Stop(self.ids.session_id)))
         return actions
@@ -337,21 +326,3 @@ class LinkProtocol:
                 f"written ({last})"
             )
         )
-
-    def _stalled(self, now: float) -> bool:
-        """v0.2: barriers unanswered past the bound. Logged once per stall."""
-        stalled = self.watch.stalled(now)
-        if stalled and not self.stall_logged:
-            self.log.warning(
-                "ping barriers unanswered for {:.1f} s: holding frames for the next connection",
-                self.watch.bound,
-            )
-        self.stall_logged = stalled
-        return stalled
-
-    def _barrier(self, now: float) -> Ping:
-        self.since_barrier = 0
-        self.barrier_count += 1
-        self.barriers[self.barrier_count] = self.outbox.written_marks()
-        self.watch.sent(self.barrier_count, now)
-        return Ping(struct.pack(">Q", self.barrier_count))

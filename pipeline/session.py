@@ -123,7 +123,12 @@ def outbox_changes(outbox: Outbox) -> Observable[None]:
 
 
 class Session:
-    """Streams `audio` to the backend of `config` and survives faults. Runs once."""
+    """Streams `audio` to the backend of `config` and survives faults. Runs once.
+
+    Long (over 200 lines) because it is the public surface — what users watch, the
+    `async with`/`async for` front door, `run`, `stop`, `retry_now` — each member short;
+    the coordination is in operators and the pure functions above.
+    """
 
     def __init__(
         self,
@@ -253,30 +258,15 @@ class Session:
 
     async def run(self) -> SessionReport:
         """Stream until the audio ends and the backend sends its final summary (or failure)."""
-        if self._done is not None:
-            raise RuntimeError("a Session runs once; create a new one")
-        loop = asyncio.get_running_loop()
-        scheduler = self._scheduler or AsyncIOScheduler(loop)
-        self._running_scheduler = scheduler
-        self._clock = lambda: scheduler.to_seconds(scheduler.now)
-        self._done = loop.create_future()
-        memo = LinkMemo(token=self.config.secret)
-        self._emit(
-            Started(
-                at=self._clock(), session_id=self.ids.session_id, attempt_id=self.ids.attempt_id
-            )
-        )
-        self.log.info("session started, streaming to {}", self.config.url)
-        if self.config.tls_warning is not None:
-            self.log.warning(self.config.tls_warning)
+        scheduler, memo, done = self._begin()
         # a waiting source (a file) may run ahead of confirmation by the flow window
         window = self.config.window_frames
         demand = Demand(lambda: self._outbox.held < window)
-        watching = self._watch_outbox(demand, scheduler)
-        linked = self._link(memo, scheduler)
-        capturing = self._capture(demand, scheduler)
+        watching = self._watch_outbox(demand, scheduler)  # outbox -> coalesce -> counts
+        linked = self._link(memo, scheduler)  # connect -> retry -> distinct finals -> status
+        capturing = self._capture(demand, scheduler)  # audio -> outbox, audio -> levels
         try:
-            end = await asyncio.shield(self._done)
+            end = await asyncio.shield(done)
         finally:
             capturing.dispose()
             linked.dispose()
@@ -285,6 +275,24 @@ class Session:
             watching.dispose()
             self._outbox.abandon()
             self._flush_counts()
+        return self._end(end)
+
+    def _begin(self) -> tuple[abc.SchedulerBase, LinkMemo, asyncio.Future[StatusEvent]]:
+        if self._done is not None:
+            raise RuntimeError("a Session runs once; create a new one")
+        loop = asyncio.get_running_loop()
+        scheduler = self._scheduler or AsyncIOScheduler(loop)
+        self._running_scheduler = scheduler
+        self._clock = lambda: scheduler.to_seconds(scheduler.now)
+        self._done = loop.create_future()
+        ids = self.ids
+        self._emit(Started(at=self._clock(), session_id=ids.session_id, attempt_id=ids.attempt_id))
+        self.log.info("session started, streaming to {}", self.config.url)
+        if self.config.tls_warning is not None:
+            self.log.warning(self.config.tls_warning)
+        return scheduler, LinkMemo(token=self.config.secret), self._done
+
+    def _end(self, end: StatusEvent) -> SessionReport:
         self._emit(end)
         self._status.on_completed()
         self._events.on_completed()
