@@ -121,6 +121,13 @@ def retry_with_backoff(
 ) -> Callable[[Observable[_T]], Observable[_T | Retry]]:
     """Resubscribe to the source when it errors and `classify` says retry.
 
+    .. marble::
+        :alt: retry_with_backoff
+
+        -a-#                      (each subscription: `a`, then a transient error)
+        [ retry_with_backoff(BackoffPolicy(initial=2, jitter="none", max_attempts=2)) ]
+        -a-r--a-r----a-#          (`r`: a `Retry`; `#`: `GaveUp`)
+
     Emits the source's items and, before each resubscription, a `Retry` announcement.
     Errors with the original exception when it is fatal, or with `GaveUp` at the limits.
     An item for which `is_stable` holds starts the `reset_after` clock; if the source is

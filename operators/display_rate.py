@@ -26,7 +26,17 @@ def display_rate(
     same: Callable[[_T, _T], bool],
     scheduler: Callable[[], abc.SchedulerBase],
 ) -> Callable[[Observable[_T]], Observable[_T]]:
-    """`scheduler` is asked when a first item must wait (a session makes its own at `run`)."""
+    """Headline changes at once, ticking changes at most every `interval`, repeats never.
+
+    .. marble::
+        :alt: display_rate
+
+        -a-b-c-d-E-f-f-|          (`E`: `urgent` against what is shown; the second `f`:
+        [ display_rate(4) ]        `same` as the first)
+        -a---c---E---f-|
+
+    `scheduler` is asked when a first item must wait (a session makes its own at `run`).
+    """
 
     def operator(source: Observable[_T]) -> Observable[_T]:
         def subscribe(

@@ -20,7 +20,15 @@ _T = TypeVar("_T")
 def isolate(
     report: Callable[[Exception], None],
 ) -> Callable[[Observable[_T]], Observable[_T]]:
-    """Pass items through; an exception raised downstream goes to `report`, not upstream."""
+    """Pass items through; an exception raised downstream goes to `report`, not upstream.
+
+    .. marble::
+        :alt: isolate
+
+        -a-b-c-|                  (the subscriber raises on `b`)
+        [ isolate(report) ]
+        -a-b                      (`report` is told; the source goes on, unsubscribed)
+    """
 
     def operator(source: Observable[_T]) -> Observable[_T]:
         def subscribe(

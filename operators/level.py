@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import reactivex
@@ -20,11 +21,20 @@ from reactivex.scheduler import TimeoutScheduler
 from reactivex.scheduler.periodicscheduler import PeriodicScheduler
 
 from pipeline.audio import AudioFrame, Samples
-from pipeline.status import AudioLevel
 
 FULL_SCALE = 32768.0
 SILENCE_DBFS = -120.0  # the floor: digital silence reads as this, never -inf
 DEFAULT_INTERVAL = 0.1  # seconds: at most 10 level events per second and source
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Level:
+    """The level of a source over a window (or one frame), stamped `at` seconds."""
+
+    at: float
+    source: str
+    rms_dbfs: float
+    peak_dbfs: float
 
 
 def dbfs(amplitude: float) -> float:
@@ -42,10 +52,10 @@ def power(samples: Samples) -> tuple[float, float]:
     return float(np.mean(wide * wide)), float(np.max(np.abs(wide)))
 
 
-def frame_level(frame: AudioFrame, at: float | None = None) -> AudioLevel:
+def frame_level(frame: AudioFrame, at: float | None = None) -> Level:
     """The level of one frame (`at` defaults to the frame's capture time)."""
     mean_square, peak = power(frame.samples)
-    return AudioLevel(
+    return Level(
         at=frame.captured_at if at is None else at,
         source=frame.source,
         rms_dbfs=dbfs(math.sqrt(mean_square)),
@@ -53,23 +63,20 @@ def frame_level(frame: AudioFrame, at: float | None = None) -> AudioLevel:
     )
 
 
-def window_level(source: str, at: float, chunks: Sequence[Samples]) -> AudioLevel:
+def window_level(source: str, at: float, chunks: Sequence[Samples]) -> Level:
     """The level of consecutive frames: the power mean of all their samples, their peak.
 
     Computed once per window over the frames joined, not frame by frame: numpy calls on
     every 20 ms frame would be most of the pipeline's work for a meter meant for eyes.
     """
     mean_square, peak = power(np.concatenate(chunks))
-    return AudioLevel(
-        at=at, source=source, rms_dbfs=dbfs(math.sqrt(mean_square)), peak_dbfs=dbfs(peak)
-    )
+    return Level(at=at, source=source, rms_dbfs=dbfs(math.sqrt(mean_square)), peak_dbfs=dbfs(peak))
 
 
 class LevelWindows:
     """This window's frames, per source, until a tick turns them into levels.
 
-    The accumulator behind `level_meter`, usable directly where a frame is already in hand
-    (the session meters what it captures without a second subscription to the source).
+    The accumulator behind `level_meter`.
     """
 
     def __init__(self) -> None:
@@ -82,7 +89,7 @@ class LevelWindows:
         else:
             chunks.append(frame.samples)
 
-    def close(self, at: float) -> list[AudioLevel]:
+    def close(self, at: float) -> list[Level]:
         """The levels of the window that ends now; the next one starts empty."""
         ended, self._window = self._window, {}
         return [window_level(source, at, chunks) for source, chunks in ended.items()]
@@ -90,7 +97,7 @@ class LevelWindows:
     def tick(
         self,
         interval: float,
-        emit: Callable[[AudioLevel], None],
+        emit: Callable[[Level], None],
         scheduler: abc.SchedulerBase | None = None,
     ) -> abc.DisposableBase:
         """Close a window every `interval` seconds of `scheduler`'s time, emitting its levels."""
@@ -113,8 +120,15 @@ def _seconds(scheduler: abc.SchedulerBase | None) -> float:
 
 def level_meter(
     interval: float = DEFAULT_INTERVAL, scheduler: abc.SchedulerBase | None = None
-) -> Callable[[Observable[AudioFrame]], Observable[AudioLevel]]:
-    """Frames in, `AudioLevel` status events out.
+) -> Callable[[Observable[AudioFrame]], Observable[Level]]:
+    """Frames in, `Level`s out (the session makes them `AudioLevel` status events).
+
+    .. marble::
+        :alt: level_meter
+
+        -a-a-b-a---------a-|      (frames of sources a and b)
+        [ level_meter(4)    ]
+        ----A---(B,A)------(A,|)  (per window, a level for each source that had frames)
 
     With `interval > 0`, one event per source per `interval` seconds in which that source
     had frames (stamped with the scheduler's time at the window's end; windows start at
@@ -123,12 +137,12 @@ def level_meter(
     if interval < 0:
         raise ValueError("interval must be >= 0")
 
-    def operator(frames: Observable[AudioFrame]) -> Observable[AudioLevel]:
+    def operator(frames: Observable[AudioFrame]) -> Observable[Level]:
         if interval == 0:
             return frames.pipe(ops.map(frame_level))
 
         def subscribe(
-            observer: abc.ObserverBase[AudioLevel], sub_scheduler: abc.SchedulerBase | None = None
+            observer: abc.ObserverBase[Level], sub_scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             windows = LevelWindows()
 

@@ -19,6 +19,13 @@ def pace(
 ) -> Callable[[Observable[_T]], Observable[_T]]:
     """Emit each item `due(item)` seconds after subscription, in arrival order.
 
+    .. marble::
+        :alt: pace
+
+        (abc)-----|               (`due`: a=2, b=4, c=6)
+        [ pace(due) ]
+        --a-b-c---|
+
     For audio frames `due` is the frame's end time, so frame `n` leaves when a live
     microphone would have finished capturing it. Items already late go at once.
     Time comes from `scheduler`, so tests run in virtual time.

@@ -16,6 +16,13 @@ def rechunk(
 ) -> Callable[[Observable[AudioBlock]], Observable[AudioFrame]]:
     """Blocks in, frames of exactly `frame_ms` out, with `seq` counting from 0.
 
+    .. marble::
+        :alt: rechunk
+
+        -A-----B-|                (A: 50 ms of audio, B: 30 ms)
+        [ rechunk(20) ]
+        -(0,1)-(2,3)-(4|)         (frames by seq; 4 padded with silence)
+
     A frame's `captured_at` is the time its last sample was captured, derived from the
     block's. At completion a partial frame is padded with silence (`pad_last`), so the
     tail of a recording is sent rather than lost.

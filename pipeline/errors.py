@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from enum import StrEnum
 
 import aiohttp
 from aiohttp import WebSocketError
 
-from operators.backoff import FATAL, RETRY, Decision
+from operators.backoff import FATAL, RETRY, Decision, GaveUp
 from pipeline.redaction import redact
 
 # Close codes (RFC 6455 and PROTOCOL.md).
@@ -84,6 +85,49 @@ def decide(error: Exception, *, busy_floor: float = BUSY_FLOOR) -> Decision:
     if isinstance(error, ConnectionLost):
         return RETRY
     return FATAL
+
+
+class FailureKind(StrEnum):
+    """How a session failed: what the report and its JSON print, and what the CLI's exit
+    code is chosen by. The one classification of a session's failure."""
+
+    UNAUTHORIZED = "unauthorized"
+    BAD_CONFIG = "bad_config"
+    TLS = "tls"
+    AUDIO = "audio"
+    GAVE_UP = "gave_up"
+    ERROR = "error"
+
+    @classmethod
+    def of(cls, error: BaseException) -> FailureKind:
+        """The kind of the error that ended a session (its exact type: a subclass, such as
+        a `ProtocolViolation`, is a plain error unless listed)."""
+        return _KIND_OF.get(type(error), cls.ERROR)
+
+    @classmethod
+    def named(cls, name: str | None) -> FailureKind | None:
+        """The kind printed as `name` (an unknown name is a plain error); None for None."""
+        if name is None:
+            return None
+        return cls(name) if name in cls._value2member_map_ else cls.ERROR
+
+    def exception(self, message: str) -> Exception:
+        """A typed exception of this kind, for a failure known only by kind and reason."""
+        if self is FailureKind.GAVE_UP:
+            return GaveUp(ConnectionLost(message), attempts=0, elapsed=0.0)
+        return _ERROR_OF.get(self, LiveListenerError)(message)
+
+
+_ERROR_OF: dict[FailureKind, type[LiveListenerError]] = {
+    FailureKind.UNAUTHORIZED: Unauthorized,
+    FailureKind.BAD_CONFIG: BadConfig,
+    FailureKind.TLS: TlsError,
+    FailureKind.AUDIO: AudioDeviceError,
+}
+_KIND_OF: dict[type[BaseException], FailureKind] = {
+    **{error: kind for kind, error in _ERROR_OF.items()},
+    GaveUp: FailureKind.GAVE_UP,
+}
 
 
 def from_server(state: str, message: str) -> LiveListenerError:

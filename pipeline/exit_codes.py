@@ -19,6 +19,7 @@ from __future__ import annotations
 import signal
 from enum import IntEnum
 
+from pipeline.errors import FailureKind
 from pipeline.report import SessionReport
 
 
@@ -33,12 +34,13 @@ class ExitCode(IntEnum):
     TERMINATED = 128 + signal.SIGTERM
 
 
-_BY_FAILURE = {
-    "unauthorized": ExitCode.UNAUTHORIZED,
-    "bad_config": ExitCode.BAD_CONFIG,
-    "tls": ExitCode.BAD_CONFIG,
-    "audio": ExitCode.BAD_CONFIG,
-    "gave_up": ExitCode.GAVE_UP,
+_BY_FAILURE: dict[FailureKind, ExitCode] = {
+    FailureKind.UNAUTHORIZED: ExitCode.UNAUTHORIZED,
+    FailureKind.BAD_CONFIG: ExitCode.BAD_CONFIG,
+    FailureKind.TLS: ExitCode.BAD_CONFIG,
+    FailureKind.AUDIO: ExitCode.BAD_CONFIG,
+    FailureKind.GAVE_UP: ExitCode.GAVE_UP,
+    FailureKind.ERROR: ExitCode.ERROR,
 }
 
 _FIXES = {
@@ -55,7 +57,7 @@ def for_signal(signum: int) -> ExitCode:
 def for_report(report: SessionReport, *, signalled: int | None = None) -> ExitCode:
     """How a session ended, as an exit code. `signalled`: the signal that stopped it."""
     if report.outcome == "failed":
-        return _BY_FAILURE.get(report.failure_kind or "", ExitCode.ERROR)
+        return _BY_FAILURE[report.failure_kind or FailureKind.ERROR]
     if signalled is not None:
         return for_signal(signalled)
     return ExitCode.OK

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from operators.backoff import GaveUp
 from pipeline import errors
 from pipeline.outbox import SourceCounts
 from pipeline.protocol import AsrFinal, FinalSummary
@@ -18,7 +17,7 @@ class SessionReport:
     session_id: str
     outcome: str  # "completed", "stopped" or "failed"
     reason: str | None
-    failure_kind: str | None
+    failure_kind: errors.FailureKind | None
     duration: float
     connected_time: float
     downtime: float
@@ -124,7 +123,7 @@ def build_report(
         session_id=state.session_id or "",
         outcome=outcome,
         reason=state.failure,
-        failure_kind=state.failure_kind,
+        failure_kind=errors.FailureKind.named(state.failure_kind),
         duration=max(0.0, end - (state.started_at or end)),
         connected_time=state.connected_time,
         downtime=state.downtime,
@@ -144,12 +143,4 @@ def build_report(
 def failure_error(kind: str | None, reason: str | None) -> Exception:
     """The typed exception of a failure known only by its kind and reason."""
     message = reason or kind or "failed"
-    if kind == "gave_up":
-        return GaveUp(errors.ConnectionLost(message), attempts=0, elapsed=0.0)
-    known: dict[str | None, type[errors.LiveListenerError]] = {
-        "unauthorized": errors.Unauthorized,
-        "bad_config": errors.BadConfig,
-        "tls": errors.TlsError,
-        "audio": errors.AudioDeviceError,
-    }
-    return known.get(kind, errors.LiveListenerError)(message)
+    return (errors.FailureKind.named(kind) or errors.FailureKind.ERROR).exception(message)

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from types import TracebackType
 
+import reactivex
 from loguru import logger
 from reactivex import Observable, abc
 from reactivex import operators as ops
@@ -29,9 +30,11 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import BehaviorSubject, Subject
 
 from operators.backoff import Decision, GaveUp, Retry, retry_with_backoff
+from operators.coalesce import coalesce
 from operators.display_rate import display_rate
+from operators.distinct_recent import RecentKeys, distinct_recent
 from operators.isolate import isolate
-from operators.level import LevelWindows, frame_level
+from operators.level import Level, level_meter
 from pipeline import errors
 from pipeline.audio import AudioFrame
 from pipeline.config import SessionConfig
@@ -42,12 +45,12 @@ from pipeline.events import EventFeed, SessionEvent
 from pipeline.flow import Demand, demand_scope
 from pipeline.ids import SessionIds
 from pipeline.outbox import Outbox
-from pipeline.protocol import AsrFinal, AsrPartial, FinalSummary, ServerEvent, Status
-from pipeline.recent import RecentKeys
+from pipeline.protocol import AsrFinal, AsrPartial, FinalSummary, Segment, ServerEvent, Status
 from pipeline.report import SessionReport, build_report
 from pipeline.state import AppState, Phase, reduce
 from pipeline.status import (
     AudioCounts,
+    AudioLevel,
     BackendStatus,
     Failed,
     Finalizing,
@@ -67,15 +70,6 @@ COUNTS_EVERY_S = 0.05
 _LINK_STATES = frozenset({"connected", "streaming", "error"})
 
 
-def failure_kind(error: BaseException) -> str:
-    return {
-        errors.Unauthorized: "unauthorized",
-        errors.BadConfig: "bad_config",
-        errors.TlsError: "tls",
-        GaveUp: "gave_up",
-    }.get(type(error), "error")
-
-
 def failure_reason(error: BaseException) -> str:
     if isinstance(error, GaveUp):
         return f"gave up reconnecting after {error.attempts} attempts: {error.cause}"
@@ -87,8 +81,54 @@ def final_key(segment: AsrFinal) -> tuple[str, float, float, str]:
     return (segment.source, round(segment.t0, 2), round(segment.t1, 2), segment.text)
 
 
+def _final_key(item: LinkEvent | Retry) -> Hashable | None:
+    return final_key(item) if isinstance(item, AsrFinal) else None
+
+
+def link_status(item: LinkEvent | Retry, at: float) -> list[StatusEvent]:
+    """What an item of the retried link changes in the state, as status events (pure)."""
+    statuses: list[StatusEvent] = []
+    dropped = reported_drop(item, at)
+    if dropped is not None:
+        statuses.append(dropped)
+    match item:
+        case Retry(attempt=attempt, delay=delay, cause=cause):
+            cause_text = failure_reason(cause)
+            statuses.append(Reconnecting(at=at, attempt=attempt, delay=delay, cause=cause_text))
+        case StatusEvent():
+            statuses.append(item)
+        case AsrFinal() | AsrPartial():
+            partial = isinstance(item, AsrPartial)
+            statuses.append(Transcribed(at=at, source=item.source, text=item.text, partial=partial))
+        case Status(state=state, message=message) if state not in _LINK_STATES:
+            statuses.append(BackendStatus(at=at, state=state, message=message))
+    return statuses
+
+
+def audio_level(level: Level) -> AudioLevel:
+    return AudioLevel(
+        at=level.at, source=level.source, rms_dbfs=level.rms_dbfs, peak_dbfs=level.peak_dbfs
+    )
+
+
+def outbox_changes(outbox: Outbox) -> Observable[None]:
+    """Each change of the outbox (a frame pushed, taken, confirmed...), as a hot observable."""
+
+    def subscribe(
+        observer: abc.ObserverBase[None], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        return Disposable(outbox.listen(lambda: observer.on_next(None)))
+
+    return reactivex.create(subscribe)
+
+
 class Session:
-    """Streams `audio` to the backend of `config` and survives faults. Runs once."""
+    """Streams `audio` to the backend of `config` and survives faults. Runs once.
+
+    Long (over 200 lines) because it is the public surface — what users watch, the
+    `async with`/`async for` front door, `run`, `stop`, `retry_now` — each member short;
+    the coordination is in operators and the pure functions above.
+    """
 
     def __init__(
         self,
@@ -117,8 +157,6 @@ class Session:
         self._outbox = Outbox(config.max_frames, config.window_frames)
         self._clock: Callable[[], float] = lambda: 0.0
         self._audio_sub: abc.DisposableBase | None = None
-        self._counts_pending = False
-        self._counts_at = float("-inf")  # when counts last reached the state
         self._audio_failure: Exception | None = None
         self._error: Exception | None = None  # why the session failed, for raise_for_failure
         self._skip_delay: Subject[None] = Subject()
@@ -220,30 +258,15 @@ class Session:
 
     async def run(self) -> SessionReport:
         """Stream until the audio ends and the backend sends its final summary (or failure)."""
-        if self._done is not None:
-            raise RuntimeError("a Session runs once; create a new one")
-        loop = asyncio.get_running_loop()
-        scheduler = self._scheduler or AsyncIOScheduler(loop)
-        self._running_scheduler = scheduler
-        self._clock = lambda: scheduler.to_seconds(scheduler.now)
-        self._done = loop.create_future()
-        memo = LinkMemo(token=self.config.secret)
-        self._emit(
-            Started(
-                at=self._clock(), session_id=self.ids.session_id, attempt_id=self.ids.attempt_id
-            )
-        )
-        self.log.info("session started, streaming to {}", self.config.url)
-        if self.config.tls_warning is not None:
-            self.log.warning(self.config.tls_warning)
+        scheduler, memo, done = self._begin()
         # a waiting source (a file) may run ahead of confirmation by the flow window
         window = self.config.window_frames
         demand = Demand(lambda: self._outbox.held < window)
-        watching = self._watch_outbox(demand, scheduler)
-        linked = self._link(memo, scheduler)
-        capturing = self._capture(demand, scheduler)
+        watching = self._watch_outbox(demand, scheduler)  # outbox -> coalesce -> counts
+        linked = self._link(memo, scheduler)  # connect -> retry -> distinct finals -> status
+        capturing = self._capture(demand, scheduler)  # audio -> outbox, audio -> levels
         try:
-            end = await asyncio.shield(self._done)
+            end = await asyncio.shield(done)
         finally:
             capturing.dispose()
             linked.dispose()
@@ -252,6 +275,24 @@ class Session:
             watching.dispose()
             self._outbox.abandon()
             self._flush_counts()
+        return self._end(end)
+
+    def _begin(self) -> tuple[abc.SchedulerBase, LinkMemo, asyncio.Future[StatusEvent]]:
+        if self._done is not None:
+            raise RuntimeError("a Session runs once; create a new one")
+        loop = asyncio.get_running_loop()
+        scheduler = self._scheduler or AsyncIOScheduler(loop)
+        self._running_scheduler = scheduler
+        self._clock = lambda: scheduler.to_seconds(scheduler.now)
+        self._done = loop.create_future()
+        ids = self.ids
+        self._emit(Started(at=self._clock(), session_id=ids.session_id, attempt_id=ids.attempt_id))
+        self.log.info("session started, streaming to {}", self.config.url)
+        if self.config.tls_warning is not None:
+            self.log.warning(self.config.tls_warning)
+        return scheduler, LinkMemo(token=self.config.secret), self._done
+
+    def _end(self, end: StatusEvent) -> SessionReport:
         self._emit(end)
         self._status.on_completed()
         self._events.on_completed()
@@ -267,21 +308,13 @@ class Session:
 
     def _watch_outbox(self, demand: Demand, scheduler: abc.SchedulerBase) -> abc.DisposableBase:
         """Wake a waiting source, and put the audio counts into the state (coalesced)."""
-
-        def flush(_: abc.SchedulerBase, __: object = None) -> None:
-            self._flush_counts()
-
-        def on_change() -> None:
-            demand.poke()
-            if not self._counts_pending:
-                self._counts_pending = True
-                wait = self._counts_at + COUNTS_EVERY_S - self._clock()
-                if wait > 0:
-                    scheduler.schedule_relative(wait, flush)
-                else:
-                    scheduler.schedule(flush)
-
-        return Disposable(self._outbox.listen(on_change))
+        changes = outbox_changes(self._outbox)
+        return CompositeDisposable(
+            changes.subscribe(lambda _: demand.poke()),
+            changes.pipe(coalesce(COUNTS_EVERY_S, scheduler)).subscribe(
+                lambda _: self._flush_counts(), scheduler=scheduler
+            ),
+        )
 
     def _link(self, memo: LinkMemo, scheduler: abc.SchedulerBase) -> abc.DisposableBase:
         """The connection, retried with backoff, feeding status and events."""
@@ -293,42 +326,36 @@ class Session:
                 scheduler=scheduler,
                 rng=self._rng,
                 skip_delay=self._skip_delay,
-            )
+            ),
+            distinct_recent(_final_key, on_duplicate=self._dropped_duplicate, memory=self._seen),
         )
         return link.subscribe(
             self._on_link, self._on_link_error, self._on_link_completed, scheduler=scheduler
         )
 
     def _capture(self, demand: Demand, scheduler: abc.SchedulerBase) -> abc.DisposableBase:
-        """Audio into the outbox (never blocking), and through the level meter."""
-        interval = self.config.level_interval
-        levels = LevelWindows()
-        metering = levels.tick(interval, self._emit, scheduler) if interval else Disposable()
+        """Audio into the outbox (never blocking), and through the level meter: one
+        subscription to the source, published to both once both listen."""
+        audio = self._audio.pipe(ops.publish())
         overdue = SerialDisposable()
 
-        def on_frame(frame: AudioFrame) -> None:
-            self._outbox.push(frame)
-            if interval:
-                levels.add(frame)
-            else:
-                self._emit(frame_level(frame))
-
-        def last_levels() -> None:
-            for level in levels.close(self._clock()):
-                self._emit(level)
-
         def on_end() -> None:
-            last_levels()
             self._end_audio()
             self._bound_final_wait(scheduler, overdue)
 
-        def on_error(error: Exception) -> None:
-            last_levels()
-            self._on_audio_error(error)
-
+        # the meter listens first: the last window's levels come before `Finalizing`, and
+        # a failing source still shows them (its error is the capture's to report)
+        metering = audio.pipe(
+            ops.catch(reactivex.empty()),
+            level_meter(self.config.level_interval, scheduler),
+            ops.map(audio_level),
+        ).subscribe(self._emit, scheduler=scheduler)
+        capturing = audio.subscribe(
+            self._outbox.push, self._on_audio_error, on_end, scheduler=scheduler
+        )
         with demand_scope(demand):
-            self._audio_sub = self._audio.subscribe(on_frame, on_error, on_end, scheduler=scheduler)
-        return CompositeDisposable(self._audio_sub, metering, overdue)
+            self._audio_sub = audio.connect(scheduler)
+        return CompositeDisposable(self._audio_sub or Disposable(), metering, capturing, overdue)
 
     def _bound_final_wait(self, scheduler: abc.SchedulerBase, timer: SerialDisposable) -> None:
         """The audio ended by itself: the session waits for delivery and the final summary
@@ -378,12 +405,10 @@ class Session:
             self._done.set_result(end)
 
     def _flush_counts(self) -> None:
-        self._counts_pending = False
-        self._counts_at = self._clock()
         counts = self._outbox.counts()
         acked = sum(c.acked for c in counts.values())
         if acked != self._acked:
-            self._acked, self._progress_at = acked, self._counts_at
+            self._acked, self._progress_at = acked, self._clock()
         self._emit(AudioCounts(at=self._clock(), counts=counts))
 
     def _classify(self, error: Exception) -> Decision:
@@ -401,51 +426,35 @@ class Session:
         self._end_audio()
 
     def _on_link(self, item: LinkEvent | Retry) -> None:
-        dropped = reported_drop(item, self._clock())
-        if dropped is not None:
-            self._emit(dropped)
+        statuses = link_status(item, self._clock())
         match item:
             case Retry(attempt=attempt, delay=delay, cause=cause):
                 self.log.info("reconnecting: attempt {} in {:.2f} s ({})", attempt, delay, cause)
-                self._emit(
-                    Reconnecting(
-                        at=self._clock(), attempt=attempt, delay=delay, cause=failure_reason(cause)
-                    )
-                )
-            case StatusEvent():
-                self._emit(item)
             case AsrFinal():
-                if self._seen.seen(final_key(item)):
-                    self.log.debug("dropped a duplicate final {!r}", item.text[:40])
-                    return
                 self._transcript.append(item)
-                self._events.on_next(item)
-                self._emit(Transcribed(at=self._clock(), source=item.source, text=item.text))
-            case AsrPartial():
-                self._events.on_next(item)
-                self._emit(
-                    Transcribed(at=self._clock(), source=item.source, text=item.text, partial=True)
-                )
-            case Status(state=state, message=message):
-                if state not in _LINK_STATES:
-                    self._emit(BackendStatus(at=self._clock(), state=state, message=message))
-                self._events.on_next(item)
             case FinalSummary():
                 self._summary = item
-                self._events.on_next(item)
-            case _:
-                self._events.on_next(item)
+        if isinstance(item, Segment):  # the segment, then what it changes in the state
+            self._events.on_next(item)
+        for status in statuses:
+            self._emit(status)
+        if not isinstance(item, Retry | StatusEvent | Segment):
+            self._events.on_next(item)
+
+    def _dropped_duplicate(self, item: LinkEvent | Retry) -> None:
+        assert isinstance(item, AsrFinal)
+        self.log.debug("dropped a duplicate final {!r}", item.text[:40])
 
     def _on_link_error(self, error: Exception) -> None:
         reason = failure_reason(error)
         self._error = error
         self.log.error("session failed: {}", reason)
-        self._finish(Failed(at=self._clock(), reason=reason, kind=failure_kind(error)))
+        self._finish(Failed(at=self._clock(), reason=reason, kind=errors.FailureKind.of(error)))
 
     def _on_link_completed(self) -> None:
         if self._audio_failure is not None:
             reason = f"audio source failed: {self._audio_failure}"
             self._error = self._audio_failure
-            self._finish(Failed(at=self._clock(), reason=reason, kind="audio"))
+            self._finish(Failed(at=self._clock(), reason=reason, kind=errors.FailureKind.AUDIO))
         else:
             self._finish(Stopped(at=self._clock()))

@@ -10,8 +10,8 @@ import pytest
 from loguru import logger
 
 from operators.backoff import BackoffPolicy
+from operators.distinct_recent import DEFAULT_LIMIT
 from pipeline.config import SessionConfig
-from pipeline.recent import DEFAULT_LIMIT
 from pipeline.report import SessionReport
 from pipeline.session import Session
 from pipeline.sources import from_samples

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 
 import aiohttp
@@ -9,7 +10,7 @@ import pytest
 from aiohttp import WebSocketError
 from aiohttp.client_reqrep import ConnectionKey
 
-from operators.backoff import FATAL, RETRY
+from operators.backoff import FATAL, RETRY, GaveUp
 from pipeline import errors
 
 KEY = ConnectionKey("asr.example.org", 443, True, True, None, None, None)
@@ -88,3 +89,37 @@ def test_server_errors_at_the_handshake_are_retried(status: int) -> None:
 def test_a_protocol_violation_is_retried() -> None:
     violation = errors.ProtocolViolation("protocol violation: an ack for system seq 9")
     assert errors.decide(violation) == RETRY
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (errors.Unauthorized(), "unauthorized"),
+        (errors.BadConfig("format"), "bad_config"),
+        (errors.TlsError("cert"), "tls"),
+        (errors.AudioDeviceError("no device"), "audio"),
+        (GaveUp(errors.ConnectionLost("down"), attempts=3, elapsed=1.0), "gave_up"),
+        (errors.ConnectionLost("down"), "error"),
+        (errors.ProtocolViolation("ack 9"), "error"),  # a subclass is not its parent's kind
+        (RuntimeError("bug"), "error"),
+    ],
+)
+def test_each_failure_has_one_kind_printed_as_before(error: Exception, kind: str) -> None:
+    found = errors.FailureKind.of(error)
+    assert found == kind and f"{found}" == kind and json.dumps(found) == f'"{kind}"'
+    rebuilt = found.exception("why")
+    assert errors.FailureKind.of(rebuilt) is found or found is errors.FailureKind.ERROR
+    assert str(getattr(rebuilt, "cause", rebuilt)) == "why"
+
+
+def test_a_kind_is_read_back_from_its_name() -> None:
+    assert errors.FailureKind.named("tls") is errors.FailureKind.TLS
+    assert errors.FailureKind.named("surprise") is errors.FailureKind.ERROR
+    assert errors.FailureKind.named(None) is None
+
+
+def test_every_failure_kind_has_an_exit_code() -> None:
+    from pipeline.exit_codes import _BY_FAILURE, ExitCode
+
+    assert set(_BY_FAILURE) == set(errors.FailureKind)
+    assert _BY_FAILURE[errors.FailureKind.ERROR] is ExitCode.ERROR

@@ -14,6 +14,7 @@ from reactivex.testing import TestScheduler
 
 from operators.level import (
     SILENCE_DBFS,
+    Level,
     dbfs,
     frame_level,
     level_meter,
@@ -21,7 +22,6 @@ from operators.level import (
     window_level,
 )
 from pipeline.audio import SAMPLE_RATE, AudioFrame, Samples
-from pipeline.status import AudioLevel
 from tests.unit.vtime import completed_at, completion, next_at, timed
 
 SINE_HALF = (0.5 * 32767 * np.sin(2 * np.pi * 1000 * np.arange(320) / SAMPLE_RATE)).astype(np.int16)
@@ -73,7 +73,7 @@ def test_meter_reports_each_source_at_most_once_per_interval() -> None:
     messages.append(completed_at(203))
     frames = scheduler.create_hot_observable(messages)
     observer = scheduler.start(lambda: frames.pipe(level_meter(0.1)))
-    levels: list[tuple[float, AudioLevel]] = timed(observer.messages)
+    levels: list[tuple[float, Level]] = timed(observer.messages)
 
     for source in ("mic", "system"):
         mine = [(t, level) for t, level in levels if level.source == source]

@@ -5,10 +5,13 @@ Times are virtual seconds; the library types them as int, the scheduler takes fl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
+from reactivex import Observable
 from reactivex.notification import OnCompleted, OnError, OnNext
+from reactivex.testing.marbles import MarblesContext, marbles_testing
 from reactivex.testing.recorded import Recorded
 
 T = TypeVar("T")
@@ -50,3 +53,26 @@ def failure(messages: Sequence[Recorded[T]]) -> tuple[float, Exception] | None:
         if isinstance(m.value, OnError):
             return m.time, m.value.exception
     return None
+
+
+class Marbles:
+    """`reactivex.testing.marbles_testing`, typed for diagrams without lookups or errors."""
+
+    def __init__(self, context: MarblesContext) -> None:
+        self._context = context
+
+    def cold(self, diagram: str) -> Observable[Any]:
+        return self._context.cold(diagram, None, None)
+
+    def exp(self, diagram: str) -> list[Recorded[Any]]:
+        return self._context.exp(diagram, None, None)
+
+    def start(self, observable: Observable[Any]) -> list[Recorded[Any]]:
+        return self._context.start(observable)
+
+
+@contextmanager
+def marbles(timespan: float = 1.0) -> Iterator[Marbles]:
+    """One character of a diagram is `timespan` virtual seconds; subscribed at 200."""
+    with marbles_testing(timespan) as context:
+        yield Marbles(context)
