@@ -38,6 +38,7 @@ class BackendConfig:
     max_sessions: int = 16
     resume_window: float = 120.0
     record_dir: Path | None = None
+    store: str | None = None  # redis://HOST:PORT/DB: sessions shared by every instance
     heartbeat: float | None = 10.0
     ack_interval: float = 0.1
     ack_every: int = 50  # frames: ack at once after this many, so fast senders flow
