@@ -48,3 +48,14 @@ async def two_instances(tmp_path: Path) -> AsyncIterator[Deployment]:
         yield deployment
     finally:
         await undeploy(deployment)
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[Redis]:
+    (port,) = free_ports(1)
+    redis = Redis(port, tmp_path / "redis")
+    await redis.start()
+    try:
+        yield redis
+    finally:
+        await redis.stop()
