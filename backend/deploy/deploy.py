@@ -69,14 +69,15 @@ class Serve:
     """One `live-listener serve` process (its own port) using the shared store."""
 
     port: int
-    store: str
+    store: str | None  # None: sessions in the process's memory
     options: tuple[str, ...] = ()
     process: asyncio.subprocess.Process | None = None
     log: Path | None = None
 
     async def start(self) -> None:
         argv = [sys.executable, "-m", "pipeline.cli", "serve", "--port", str(self.port)]
-        argv += ["--store", self.store, *self.options]
+        argv += ["--store", self.store] if self.store is not None else []
+        argv += self.options
         err = self.log.open("ab") if self.log is not None else asyncio.subprocess.DEVNULL
         self.process = await asyncio.create_subprocess_exec(
             *argv, stdout=asyncio.subprocess.DEVNULL, stderr=err
