@@ -257,10 +257,9 @@ class SessionStore:
         if not self.state.shared or not resumable:
             return self.open(session_id, resume_secret, wants_resume)
         if isinstance(resume_secret, str) and resume_secret:
-            session = BackendSession(session_id, True, self.config, self.recognizers, self.executor)
             saved = await self.state.resume(session_id, resume_secret)
             if saved is not None:
-                return self._take_over(session, saved, resume_secret)
+                return self._take_over(session_id, saved, resume_secret)
         opened = self.open(session_id, None, wants_resume)
         session = opened.session
         try:
@@ -271,15 +270,19 @@ class SessionStore:
             raise
         return opened
 
-    def _take_over(self, session: BackendSession, saved: Saved, secret: str) -> Opened:
+    def _take_over(self, session_id: str, saved: Saved, secret: str) -> Opened:
         """The store's copy wins: a local copy of the same session is stale, and goes."""
         superseded = None
-        stale = self.sessions.get((session.session_id, 0))
+        stale = self.sessions.get((session_id, 0))
         if stale is not None and may_resume(stale.resume_digest, secret):
             superseded = stale.owner
             self.discard(stale)
-        while session.key in self.sessions:
-            session.instance += 1
+        instance = 0
+        while (session_id, instance) in self.sessions:
+            instance += 1
+        session = BackendSession(
+            session_id, True, self.config, self.recognizers, self.executor, instance
+        )
         session.resume_secret = None  # the client has it already
         session.resume_digest = digest(secret)
         session.reclaim = lambda: hand_over(self.detached.values(), self.recognizers)
