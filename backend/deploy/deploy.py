@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from asyncio.subprocess import Process
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from backend.server import free_port
 
@@ -19,7 +21,7 @@ HAPROXY_TEMPLATE = Path(__file__).with_name("haproxy.cfg")
 SERVER_LINE = "    server s{index} 127.0.0.1:{port} check inter 300ms fall 1 rise 1"
 
 
-async def wait_listening(port: int, process: asyncio.subprocess.Process, timeout: float) -> None:
+async def wait_listening(port: int, process: Process, timeout: float) -> None:
     """Until something accepts on the loopback port (or the process exits)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -36,11 +38,30 @@ async def wait_listening(port: int, process: asyncio.subprocess.Process, timeout
     raise RuntimeError(f"nothing listens on {port} after {timeout} s")
 
 
+async def spawn(port: int, timeout: float, *argv: str, stderr: Any = None) -> Process:
+    """Start a server process and wait until it listens on `port`."""
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL if stderr is None else stderr,
+    )
+    await wait_listening(port, process, timeout)
+    return process
+
+
+async def terminate(process: Process | None) -> None:
+    """SIGTERM (after SIGCONT, should it be frozen), and wait for the exit."""
+    if process is not None and process.returncode is None:
+        process.send_signal(signal.SIGCONT)
+        process.terminate()
+        await process.wait()
+
+
 @dataclass
 class Redis:
     port: int
     data_dir: Path
-    process: asyncio.subprocess.Process | None = None
+    process: Process | None = None
 
     @property
     def url(self) -> str:
@@ -49,18 +70,15 @@ class Redis:
     async def start(self) -> None:
         """Append-only file on, fsync every write: a restart keeps every acked frame."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.process = await asyncio.create_subprocess_exec(
+        self.process = await spawn(
+            self.port, 20,
             "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.data_dir),
             "--daemonize", "no",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
-        await wait_listening(self.port, self.process, 20)
 
     async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            await self.process.wait()
+        await terminate(self.process)
         self.process = None
 
 
@@ -71,18 +89,18 @@ class Serve:
     port: int
     store: str | None  # None: sessions in the process's memory
     options: tuple[str, ...] = ()
-    process: asyncio.subprocess.Process | None = None
+    process: Process | None = None
     log: Path | None = None
 
     async def start(self) -> None:
         argv = [sys.executable, "-m", "pipeline.cli", "serve", "--port", str(self.port)]
         argv += ["--store", self.store] if self.store is not None else []
         argv += self.options
-        err = self.log.open("ab") if self.log is not None else asyncio.subprocess.DEVNULL
-        self.process = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.DEVNULL, stderr=err
-        )
-        await wait_listening(self.port, self.process, 60)
+        if self.log is None:
+            self.process = await spawn(self.port, 60, *argv)
+            return
+        with self.log.open("ab") as err:  # the child has its own descriptor
+            self.process = await spawn(self.port, 60, *argv, stderr=err)
 
     def signal(self, number: signal.Signals) -> None:
         assert self.process is not None
@@ -95,10 +113,7 @@ class Serve:
 
     async def stop(self) -> None:
         """SIGTERM: a graceful restart (finals of what was acknowledged, then 1012)."""
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            await self.process.wait()
+        await terminate(self.process)
 
 
 @dataclass
@@ -106,7 +121,7 @@ class HAProxy:
     port: int
     backends: list[int]
     config_dir: Path
-    process: asyncio.subprocess.Process | None = None
+    process: Process | None = None
     config: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -123,16 +138,10 @@ class HAProxy:
         return f"ws://127.0.0.1:{self.port}/ws/live-listener"
 
     async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            "haproxy", "-f", str(self.config), "-db",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        await wait_listening(self.port, self.process, 20)
+        self.process = await spawn(self.port, 20, "haproxy", "-f", str(self.config), "-db")
 
     async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            await self.process.wait()
+        await terminate(self.process)
 
 
 def free_ports(count: int) -> list[int]:
