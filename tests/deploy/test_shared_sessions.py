@@ -15,8 +15,10 @@ from pipeline.session import Session
 from pipeline.sources import from_samples
 from tests.deploy.conftest import Deployment
 from tests.integration.test_session import chirp, fast
+from tests.security.polling import until_true
 
 TAKEN_OVER = "session taken over by another instance; this copy stops"
+BUSY = "session store unavailable"
 
 
 async def connections(port: int) -> int:
@@ -73,10 +75,8 @@ async def test_a_frozen_owner_cannot_write_after_another_took_over(
     check_complete(report, seconds)
     log = two_instances.serves[old].log
     assert log is not None
-    for _ in range(100):  # the stale copy reads what was in its socket, and is refused
-        if TAKEN_OVER in log.read_text():
-            break
-        await asyncio.sleep(0.05)
+    # the stale copy reads what was in its socket, and is refused
+    await until_true(lambda: TAKEN_OVER in log.read_text(), 0.05)
     assert log.read_text().count(TAKEN_OVER) == 1
     assert TAKEN_OVER not in (two_instances.serves[new].log or log).read_text()
 
@@ -103,3 +103,21 @@ async def test_redis_down_for_ten_seconds_loses_no_acknowledged_frame(
     check_complete(report, seconds, reconnects=0)
     assert acks["before"] and acks["after"] and acks["settled"] == []  # nothing unkept acked
     assert max(acks["after"]) == round(seconds * 50) - 1
+
+
+async def test_without_redis_a_new_session_is_refused_as_busy_until_it_is_back(
+    two_instances: Deployment,
+) -> None:
+    seconds = 1.0
+    await two_instances.redis.stop()
+    session = Session(fast(two_instances.proxy.url), from_samples(chirp(seconds), realtime=False))
+    running = asyncio.get_running_loop().create_task(session.run())
+    logs = [serve.log for serve in two_instances.serves if serve.log is not None]
+    await until_true(lambda: any(BUSY in log.read_text() for log in logs), 0.05)
+    assert not running.done()  # refused as busy: the client keeps trying
+    await two_instances.redis.start()
+    report = await asyncio.wait_for(running, 60)
+    assert report.outcome == "completed" and report.frames_lost == 0, report.reason
+    assert report.summary is not None
+    (counts,) = report.summary.json["sources"].values()
+    assert counts["received_s"] == seconds
