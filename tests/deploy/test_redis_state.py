@@ -87,3 +87,14 @@ async def test_no_store_no_new_session(redis_server: Redis) -> None:
     with pytest.raises(StoreUnavailable):
         await state.create("talk", "digest")
     await state.close()
+
+
+def test_the_banner_names_the_store_never_its_password() -> None:
+    from backend.banner import banner
+    from backend.config import BackendConfig
+
+    text = banner(BackendConfig(store="redis://:hunter2@10.0.0.5:6380/2"), "ws://x", "none")
+    assert "sessions:    Redis at 10.0.0.5:6380/2 (shared)" in text and "hunter2" not in text
+    assert "this process's memory" in banner(BackendConfig(), "ws://x", "none")
+    with pytest.raises(ValueError, match="redis://"):
+        BackendConfig(store="http://10.0.0.5:6379")
