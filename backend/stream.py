@@ -138,6 +138,7 @@ class SourceStream:
         """Continue a source another instance began: audio from `keep_from` on comes next."""
         self.next_seq = keep_from
         self.frame_bytes = frame_bytes
+        self.received_bytes = keep_from * frame_bytes  # what the earlier instances took
         self._timeline.skip(0.0, keep_from * frame_bytes / BYTES_PER_SECOND)
         self.finals = list(finals)
         self._final_count = len(finals)
@@ -311,6 +312,7 @@ class SourceStream:
         if self._queue:
             self.next_seq = self._queue[0][0]
             self._queue.clear()
+            self.received_bytes -= self._queued_bytes  # they are received again
             self._queued_bytes = 0
             self._wakeup.set()
 

@@ -71,6 +71,8 @@ async def test_kill_and_graceful_restart_mid_recording(speech_instances: Deploym
 
     assert report.outcome == "completed" and report.frames_lost == 0, report.reason
     assert report.resets == 0 and report.resumes == report.reconnects == 2
+    assert report.summary is not None  # every frame counted once, across three instances
+    assert report.summary.json["sources"]["system"]["received_s"] == SECONDS
     transcript = list(report.transcript)
     ids = [f.segment_id for f in transcript]
     assert len(ids) == len(set(ids))  # no final twice
