@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Debian packages the tests need: PortAudio + a PulseAudio null sink for real capture,
 # flite/sox to make speech, tmux to drive the live terminal view.
-DEB_PACKAGES := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins flite sox tmux
+DEB_PACKAGES := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins flite sox tmux redis-server haproxy
 
 .PHONY: demo test check lint typecheck pytest bench soak deps clean
 

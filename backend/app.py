@@ -19,6 +19,7 @@ from backend.admission import authorized, presented_token
 from backend.asr import RecognizerFactory, recognizer_factory
 from backend.config import BackendConfig
 from backend.rate_limit import TokenBucket
+from backend.session_state import StoreUnavailable, session_state
 from backend.store import BackendSession, SessionStore
 from backend.stream import SourceStream
 from pipeline.protocol import AudioPayload, decode_audio_binary, decode_audio_json
@@ -50,6 +51,7 @@ def create_app(
         config,
         recognizers or recognizer_factory(config.asr, max_decoders=config.asr_decoders),
         executor,
+        session_state(config.store, config.resume_window),
     )
     app[CLIENTS] = set[ClientConnection]()
     app.router.add_get(PATH, _websocket)
@@ -209,6 +211,7 @@ class ClientConnection:
                 self._ack(source)
         # (a v0.2 client cannot resend: everything it delivered is transcribed)
         await asyncio.gather(*(stream.finish() for stream in session.streams.values()))
+        await session.state.settled()
 
     def _slowed(self, now: float) -> None:
         """Over the message rate: reading slows (see BackendConfig); say so now and then."""
@@ -277,9 +280,18 @@ class ClientConnection:
             and "ack" in capabilities
         )
         wants_resume = self.v03 and "resume" in capabilities  # type: ignore[operator]
-        opened = self.store.open(session_id, body.get("resume_token"), wants_resume)
+        try:
+            opened = await self.store.open_shared(
+                session_id, body.get("resume_token"), wants_resume
+            )
+        except StoreUnavailable as exc:  # retryable: the client tries again later
+            self.log.warning("session store unavailable: {}", exc)
+            self.send({"type": "status", "state": "error", "message": AT_CAPACITY})
+            await self._flush()
+            await self.ws.close(code=1013, message=b"session store unavailable")
+            return True
         session = self.session = opened.session
-        previous = session.owner
+        previous = opened.superseded or session.owner
         replay = session.attach(self, self.send)
         if isinstance(previous, ClientConnection) and previous is not self:
             previous.supersede()
@@ -348,7 +360,8 @@ class ClientConnection:
             return
         source = "mic" if payload.source == "microphone" else payload.source
         stream = self.session.stream(source)
-        stream.accept(payload.pcm, payload.seq if self.v03 else None)
+        if stream.accept(payload.pcm, payload.seq if self.v03 else None):
+            self.session.state.frame(source, stream.next_seq - 1, payload.pcm)
         if stream.full and not stream.drop_when_full:
             self.full_stream = stream
         if self.v03 and stream.frames_since_ack >= self.config.ack_every:
@@ -364,7 +377,8 @@ class ClientConnection:
     def _ack(self, source: str) -> None:
         assert self.session is not None
         stream = self.session.streams[source]
-        seq = stream.ackable_seq  # not beyond what the recogniser took: v0.3 flow control
+        # not beyond what the recogniser took (v0.3 flow control), nor what is kept
+        seq = min(stream.ackable_seq, self.session.state.persisted(source))
         stream.frames_since_ack = 0
         if seq > stream.acked_seq:
             stream.acked_seq = seq
@@ -431,6 +445,7 @@ class ClientConnection:
 
     async def _summarise(self, session: BackendSession) -> None:
         await asyncio.gather(*(stream.finish() for stream in session.streams.values()))
+        await session.state.settled()
         if self.v03:
             for source in session.streams:
                 self._ack(source)
@@ -458,6 +473,7 @@ class ClientConnection:
         )
         await self._flush()
         session.detach(self)
+        await session.state.end()
         self.store.discard(session)
         await self.ws.close(code=1000)
 

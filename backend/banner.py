@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from backend.config import BackendConfig
 
 
@@ -14,6 +16,7 @@ def banner(config: BackendConfig, url: str, auth: str) -> str:
         f"  auth:        {auth}",
         f"  recogniser:  {asr}",
         f"  record dir:  {record}",
+        f"  sessions:    {_store(config.store)}",
         "  limits:      "
         f"{config.max_sessions} connections, start within {config.start_timeout:g} s, "
         f"request within {config.handshake_timeout:g} s, "
@@ -26,3 +29,11 @@ def banner(config: BackendConfig, url: str, auth: str) -> str:
         "  Ctrl-C or SIGTERM: finish what was acknowledged, close clients with 1012, exit",
     ]
     return "\n".join(lines)
+
+
+def _store(url: str | None) -> str:
+    """Where session state lives; a password in the URL is never shown."""
+    if url is None:
+        return "this process's memory (a restart loses them)"
+    parts = urlsplit(url)
+    return f"Redis at {parts.hostname}:{parts.port or 6379}{parts.path or '/0'} (shared)"

@@ -11,6 +11,9 @@ from pipeline.redaction import Secret
 BackendProtocol = Literal["0.2", "0.3"]
 
 
+STORE_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
 @dataclass(frozen=True)
 class BackendConfig:
     """`protocol="0.2"` behaves like the existing backends: no acks, no resume, and
@@ -38,6 +41,7 @@ class BackendConfig:
     max_sessions: int = 16
     resume_window: float = 120.0
     record_dir: Path | None = None
+    store: str | None = None  # redis://HOST:PORT/DB: sessions shared by every instance
     heartbeat: float | None = 10.0
     ack_interval: float = 0.1
     ack_every: int = 50  # frames: ack at once after this many, so fast senders flow
@@ -66,6 +70,8 @@ class BackendConfig:
     def __post_init__(self) -> None:
         if self.protocol not in ("0.2", "0.3"):
             raise ValueError(f"protocol must be 0.2 or 0.3, got {self.protocol!r}")
+        if self.store is not None and not self.store.startswith(STORE_SCHEMES):
+            raise ValueError("--store takes a redis://HOST:PORT/DB URL")
         if self.max_sessions < 1 or self.resume_window < 0 or self.ack_interval <= 0:
             raise ValueError("need max_sessions >= 1, resume_window >= 0, ack_interval > 0")
         if self.asr_decoders < 1 or min(self.asr_queue_seconds, self.asr_queue_seconds_v03) <= 0:

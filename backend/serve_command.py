@@ -74,6 +74,12 @@ def add_serve_options(
         help="write received audio here, one directory per session (default: not recorded)",
     )
     add(
+        "--store",
+        metavar="URL",
+        help="keep session state in Redis (redis://HOST:PORT/DB), so that any instance "
+        "behind a load balancer can resume any session (default: this process's memory)",
+    )
+    add(
         "--protocol",
         choices=("0.2", "0.3"),
         default=d.protocol,
@@ -238,6 +244,7 @@ def run_serve(args: argparse.Namespace, environ: Mapping[str, str] | None = None
             asr=args.asr,
             asr_decoders=args.asr_decoders,
             record_dir=args.record_dir,
+            store=args.store,
             resume_window=args.resume_window,
             max_sessions=args.max_sessions,
             max_detached=args.max_detached,

@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from loguru import logger
 
-from backend.admission import may_resume, new_resume_secret
+from backend.admission import digest, may_resume, new_resume_secret
 from backend.asr import (
     NullRecognizer,
     Recognizer,
@@ -21,10 +21,13 @@ from backend.asr import (
 from backend.config import BackendConfig
 from backend.handover import hand_over
 from backend.recording import Recording
-from backend.stream import SourceStream
+from backend.session_state import MemoryLog, MemoryState, Saved, SessionLog, SessionState
+from backend.stream import BYTES_PER_SECOND, SourceStream
 
 Send = Callable[[dict[str, Any]], None]
 
+
+REPLAYED = 4  # finals sent again on a resume from the shared store (the client dedups)
 
 SessionKey = tuple[str, int]  # (session_id, instance): ids are public, keys are not shared
 
@@ -63,6 +66,7 @@ class BackendSession:
         # Frees a recogniser held by a detached session, when the pool has none left.
         self.reclaim: Callable[[], asyncio.Task[Recognizer] | None] | None = None
         self.log = logger.bind(session_id=session_id)
+        self.state: SessionLog = MemoryLog()  # where acked audio and sent finals are kept
 
     def stream(self, source: str) -> SourceStream:
         stream = self.streams.get(source)
@@ -99,6 +103,15 @@ class BackendSession:
         return stream
 
     def _deliver(self, message: dict[str, Any]) -> None:
+        """Through the session's state: a final is sent once it is kept."""
+        keep_from = 0
+        if message["type"] == "asr_final":
+            stream = self.streams.get(message["source"])
+            if stream is not None and stream.frame_bytes:
+                keep_from = int(message["t1"] * BYTES_PER_SECOND) // stream.frame_bytes
+        self.state.deliver(message, keep_from, self._send_now)
+
+    def _send_now(self, message: dict[str, Any]) -> None:
         if message["type"] == "asr_final":
             self.unconfirmed_finals.append(message)
         if self.send is not None:
@@ -138,7 +151,21 @@ class BackendSession:
         finals = [final for stream in self.streams.values() for final in stream.finals]
         return sorted(finals, key=lambda f: (f["t0"], f["source"]))
 
+    def restore(self, saved: Saved) -> None:
+        """Take up a session another instance left: its finals, seqs and timelines, and
+        the audio since each source's last final fed to fresh recognisers."""
+        self.state = saved.log
+        for source, kept in saved.sources.items():
+            stream = self.stream(source)
+            stream.restore(kept.keep_from, kept.frame_bytes, kept.finals)
+            for seq, pcm in kept.frames:
+                stream.accept(pcm, seq, record=False)
+            stream.next_seq = max(stream.next_seq, kept.next_seq)
+            stream.frames_since_ack = 0
+        self.unconfirmed_finals = [f for k in saved.sources.values() for f in k.finals[-REPLAYED:]]
+
     async def close(self) -> None:
+        await self.state.close()
         for stream in self.streams.values():
             await stream.close()
         if self.recording is not None:
@@ -149,6 +176,12 @@ class BackendSession:
 class Opened:
     session: BackendSession
     resumed: bool
+    superseded: object | None = None  # the connection of a stale local copy, to close
+
+
+@runtime_checkable
+class Supersedable(Protocol):
+    def supersede(self) -> None: ...
 
 
 class SessionStore:
@@ -159,9 +192,11 @@ class SessionStore:
         config: BackendConfig,
         recognizers: RecognizerFactory,
         executor: Executor | None = None,
+        state: SessionState | None = None,
     ) -> None:
         self.config = config
         self.recognizers = recognizers
+        self.state: SessionState = state or MemoryState()
         # Recognisers block: their calls run on these threads (pocketsphinx's only wait
         # for a decoder process), one call per source at a time: a thread per decoder.
         self._own_executor = executor is None
@@ -213,9 +248,61 @@ class SessionStore:
         )
         return Opened(session, resumed=False)
 
+    async def open_shared(
+        self, session_id: str, resume_secret: object, wants_resume: bool
+    ) -> Opened:
+        """`open`, with the session's state in the shared store when there is one: a
+        resume takes it over from whichever instance had it (raises StoreUnavailable)."""
+        resumable = wants_resume and self.config.protocol == "0.3"
+        if not self.state.shared or not resumable:
+            return self.open(session_id, resume_secret, wants_resume)
+        if isinstance(resume_secret, str) and resume_secret:
+            saved = await self.state.resume(session_id, resume_secret)
+            if saved is not None:
+                return self._take_over(session_id, saved, resume_secret)
+        opened = self.open(session_id, None, wants_resume)
+        session = opened.session
+        try:
+            session.state = await self.state.create(session_id, session.resume_digest)
+            session.state.on_fenced = lambda: self._fenced(session)
+        except Exception:
+            self.discard(session)
+            raise
+        return opened
+
+    def _take_over(self, session_id: str, saved: Saved, secret: str) -> Opened:
+        """The store's copy wins: a local copy of the same session is stale, and goes."""
+        superseded = None
+        stale = self.sessions.get((session_id, 0))
+        if stale is not None and may_resume(stale.resume_digest, secret):
+            superseded = stale.owner
+            self.discard(stale)
+        instance = 0
+        while (session_id, instance) in self.sessions:
+            instance += 1
+        session = BackendSession(
+            session_id, True, self.config, self.recognizers, self.executor, instance
+        )
+        session.resume_secret = None  # the client has it already
+        session.resume_digest = digest(secret)
+        session.reclaim = lambda: hand_over(self.detached.values(), self.recognizers)
+        session.restore(saved)
+        saved.log.on_fenced = lambda: self._fenced(session)
+        self.sessions[session.key] = session
+        session.log.info("session {} taken up from the shared store", _short_id(session.session_id))
+        return Opened(session, resumed=True, superseded=superseded)
+
+    def _fenced(self, session: BackendSession) -> None:
+        """Another instance took the session over: let this copy go (not the store's)."""
+        owner = session.owner
+        session.owner, session.send = None, None
+        if isinstance(owner, Supersedable):
+            owner.supersede()
+        self.discard(session)
+
     def lost(self, session: BackendSession, owner: object) -> None:
         """The socket died without `stop`: keep a resumable session for the window."""
-        if not session.detach(owner):
+        if not session.detach(owner) or self.sessions.get(session.key) is not session:
             return
         if not session.resumable or self.config.resume_window <= 0:
             self.discard(session)
@@ -265,6 +352,7 @@ class SessionStore:
             await session.close()
         self.sessions.clear()
         self.detached.clear()
+        await self.state.close()
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
         if not self._closed:

@@ -65,6 +65,7 @@ class SourceStream:
         self.executor = executor  # None: the loop's default executor
         self.unique_ids = unique_ids
         self.next_seq = 0  # the next frame this stream expects
+        self.frame_bytes = 0  # size of the latest frame (seq -> stream time)
         self.acked_seq = -1
         self.frames_since_ack = 0
         self.received_bytes = 0
@@ -103,7 +104,7 @@ class SourceStream:
 
     # -- intake ---------------------------------------------------------------------
 
-    def accept(self, pcm: bytes, seq: int | None) -> bool:
+    def accept(self, pcm: bytes, seq: int | None, *, record: bool = True) -> bool:
         """Take one frame; False for a duplicate (a resent frame the stream already has)."""
         if seq is None:
             seq = self.next_seq
@@ -114,7 +115,9 @@ class SourceStream:
             self.gaps += 1  # the client dropped frames (over its buffer): accept and go on
             missing = (seq - self.next_seq) * len(pcm) / BYTES_PER_SECOND
             self._timeline.skip(self._fed_seconds, missing)
-        self._record(pcm)
+        if record:
+            self._record(pcm)
+        self.frame_bytes = len(pcm)
         self.next_seq = seq + 1
         self.frames_since_ack += 1
         self.received_bytes += len(pcm)
@@ -130,6 +133,15 @@ class SourceStream:
             if self.full:
                 self._room.clear()
         return True
+
+    def restore(self, keep_from: int, frame_bytes: int, finals: list[dict[str, Any]]) -> None:
+        """Continue a source another instance began: audio from `keep_from` on comes next."""
+        self.next_seq = keep_from
+        self.frame_bytes = frame_bytes
+        self.received_bytes = keep_from * frame_bytes  # what the earlier instances took
+        self._timeline.skip(0.0, keep_from * frame_bytes / BYTES_PER_SECOND)
+        self.finals = list(finals)
+        self._final_count = len(finals)
 
     def _full(self, incoming: int) -> bool:
         """Bounded in frames and in bytes: large frames fill it as fast as their audio."""
@@ -300,6 +312,7 @@ class SourceStream:
         if self._queue:
             self.next_seq = self._queue[0][0]
             self._queue.clear()
+            self.received_bytes -= self._queued_bytes  # they are received again
             self._queued_bytes = 0
             self._wakeup.set()
 

@@ -122,3 +122,13 @@ def test_backlog_drains_every_outage_exactly_and_reports_it_against_the_floor() 
     assert figure(r"2 s outage current in # s", summary) > 0
     assert figure(r"4 s outage current in [\d.]+ s = #x the floor", summary) > 0
     assert figure(r"4 s outage .* peak held # s", summary) >= 4.0  # the outage's audio waited
+
+
+def test_redis_store_reports_kill_gaps_cpu_and_memory_per_session() -> None:
+    summary = smoke("redis_store.py")[-1]
+    assert 0 <= figure(r"kill gap p50 # ms", summary) <= figure(r"p95 # ms", summary)
+    assert figure(r"over # kills", summary) == 2
+    assert figure(r"# sessions resumed", summary) == 2
+    assert figure(r"# frames lost", summary) == 0
+    assert figure(r"over # sessions", summary) == 2
+    assert figure(r"Redis memory # KiB", summary) >= 0

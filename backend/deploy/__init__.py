@@ -1,0 +1,1 @@
+"""Files to run several backend instances behind a load balancer, sharing Redis."""

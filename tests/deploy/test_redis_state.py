@@ -1,0 +1,100 @@
+"""The session state in Redis, against a real redis-server: what is kept, what a final
+trims, and the fencing token that stops a stale owner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from backend.deploy.deploy import Redis
+from backend.redis_store import RedisState
+from backend.session_state import StoreUnavailable
+
+FRAME = 640
+
+
+def pcm(seq: int) -> bytes:
+    return seq.to_bytes(4, "big") * (FRAME // 4)
+
+
+def final(n: int, t1: float) -> dict[str, Any]:
+    return {"type": "asr_final", "text": f"f{n}", "t0": 0.0, "t1": t1, "source": "mic",
+            "segment_id": f"mic-{n}"}  # fmt: skip
+
+
+async def test_frames_are_kept_finals_trim_them_and_a_resume_gets_the_rest(
+    redis_server: Redis,
+) -> None:
+    first, second = RedisState(redis_server.url, 60), RedisState(redis_server.url, 60)
+    try:
+        log = await first.create("talk", "digest-of-secret")
+        sent: list[dict[str, Any]] = []
+        for seq in range(100):
+            log.frame("mic", seq, pcm(seq))
+        log.deliver(final(1, t1=1.2), 60, sent.append)  # covers frames 0..59
+        for seq in range(100, 110):
+            log.frame("mic", seq, pcm(seq))
+        await log.settled()
+        assert log.persisted("mic") == 109 and [m["text"] for m in sent] == ["f1"]
+        # the id alone finds nothing; the resume secret's digest names the keys
+        assert await second.resume("talk", "another secret") is None
+    finally:
+        await log.close()
+        await first.close()
+        await second.close()
+
+
+async def test_a_stale_owner_is_fenced_off(redis_server: Redis) -> None:
+    from backend.admission import new_resume_secret
+
+    secret, digest = new_resume_secret()
+    old_state, new_state = RedisState(redis_server.url, 60), RedisState(redis_server.url, 60)
+    old = await old_state.create("talk", digest)
+    fenced: list[str] = []
+    old.on_fenced = lambda: fenced.append("old")
+    for seq in range(10):
+        old.frame("mic", seq, pcm(seq))
+    old.deliver(final(1, t1=0.1), 5, lambda m: None)
+    await old.settled()
+    saved = await new_state.resume("talk", secret)
+    assert saved is not None
+    (kept,) = saved.sources.values()
+    assert (kept.next_seq, kept.keep_from, kept.frame_bytes) == (10, 5, FRAME)
+    assert kept.frames == [(seq, pcm(seq)) for seq in range(5, 10)]
+    assert [f["segment_id"] for f in kept.finals] == ["mic-1"]
+    sent: list[dict[str, Any]] = []
+    old.frame("mic", 10, pcm(999))  # the stale owner wakes up and writes
+    old.deliver(final(2, t1=0.2), 10, sent.append)
+    await old.settled()
+    assert fenced == ["old"] and sent == [] and old.persisted("mic") == 9
+    new = saved.log
+    new.frame("mic", 10, pcm(10))
+    await new.settled()
+    again = await RedisState(redis_server.url, 60).resume("talk", secret)
+    assert again is not None
+    (kept,) = again.sources.values()
+    assert kept.frames[-1] == (10, pcm(10)) and len(kept.finals) == 1
+    for state in (old, new, again.log):
+        await state.close()
+    await old_state.close()
+    await new_state.close()
+
+
+async def test_no_store_no_new_session(redis_server: Redis) -> None:
+    state = RedisState(redis_server.url, 60)
+    await redis_server.stop()
+    with pytest.raises(StoreUnavailable):
+        await state.create("talk", "digest")
+    await state.close()
+
+
+def test_the_banner_names_the_store_never_its_password() -> None:
+    from backend.banner import banner
+    from backend.config import BackendConfig
+
+    text = banner(BackendConfig(store="redis://:hunter2@10.0.0.5:6380/2"), "ws://x", "none")
+    assert "sessions:    Redis at 10.0.0.5:6380/2 (shared)" in text and "hunter2" not in text
+    assert "this process's memory" in banner(BackendConfig(), "ws://x", "none")
+    with pytest.raises(ValueError, match="redis://"):
+        BackendConfig(store="http://10.0.0.5:6379")

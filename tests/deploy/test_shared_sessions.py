@@ -1,0 +1,123 @@
+"""Sessions outlive the backend process that held them: several `serve` instances behind
+HAProxy share their sessions in Redis. Real redis-server, real HAProxy, real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import aiohttp
+
+from backend.config import BackendConfig
+from pipeline.protocol import Ack
+from pipeline.report import SessionReport
+from pipeline.session import Session
+from pipeline.sources import from_samples
+from tests.deploy.conftest import Deployment
+from tests.integration.test_session import chirp, fast
+from tests.security.polling import until_true
+
+TAKEN_OVER = "session taken over by another instance; this copy stops"
+BUSY = "session store unavailable"
+
+
+async def connections(port: int) -> int:
+    url = f"http://127.0.0.1:{port}/healthz"
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        return int((await response.json())["connections"])
+
+
+async def holder(deployment: Deployment, among: list[int] | None = None) -> int:
+    """The index of the instance holding the session's live connection (waits for one)."""
+    among = among if among is not None else list(range(len(deployment.serves)))
+    while True:
+        counts = [await connections(deployment.serves[i].port) for i in among]
+        if sorted(counts) == [0] * (len(among) - 1) + [1]:
+            return among[counts.index(1)]
+        await asyncio.sleep(0.05)
+
+
+def check_complete(report: SessionReport, seconds: float, reconnects: int = 1) -> None:
+    """Every frame delivered once, every reconnect a resume, the backend holds it all."""
+    assert report.outcome == "completed" and report.frames_lost == 0, report.reason
+    assert report.resets == 0 and report.resumes == report.reconnects >= reconnects
+    assert report.summary is not None
+    (counts,) = report.summary.json["sources"].values()
+    assert counts["received_s"] == seconds and counts["gaps"] == 0
+
+
+async def test_a_killed_instance_s_session_resumes_on_another(two_instances: Deployment) -> None:
+    seconds = 4.0
+    proxy_url = two_instances.proxy.url
+    session = Session(fast(proxy_url), from_samples(chirp(seconds), realtime=True))
+    running = asyncio.get_running_loop().create_task(session.run())
+    owner = await holder(two_instances)
+    await asyncio.sleep(seconds / 3)
+    await two_instances.serves[owner].kill()
+    report = await asyncio.wait_for(running, 60)
+    check_complete(report, seconds)
+    assert report.resumes == 1
+
+
+async def test_a_frozen_owner_cannot_write_after_another_took_over(
+    two_instances: Deployment,
+) -> None:
+    seconds = 5.0
+    session = Session(fast(two_instances.proxy.url), from_samples(chirp(seconds), realtime=True))
+    running = asyncio.get_running_loop().create_task(session.run())
+    old = await holder(two_instances)
+    await asyncio.sleep(1.0)
+    two_instances.serves[old].signal(signal.SIGSTOP)  # half dead: holds the socket, silent
+    new = 1 - old
+    await holder(two_instances, [new])  # the client resumed on the other instance
+    two_instances.serves[old].signal(signal.SIGCONT)  # it wakes up believing it owns it
+    report = await asyncio.wait_for(running, 60)
+    check_complete(report, seconds)
+    log = two_instances.serves[old].log
+    assert log is not None
+    # the stale copy reads what was in its socket, and is refused
+    await until_true(lambda: TAKEN_OVER in log.read_text(), 0.05)
+    assert log.read_text().count(TAKEN_OVER) == 1
+    assert TAKEN_OVER not in (two_instances.serves[new].log or log).read_text()
+
+
+async def test_redis_down_for_ten_seconds_loses_no_acknowledged_frame(
+    two_instances: Deployment,
+) -> None:
+    seconds, outage = 4.0, 10.0
+    session = Session(fast(two_instances.proxy.url), from_samples(chirp(seconds), realtime=True))
+    phase = ["before"]
+    acks: dict[str, list[int]] = {"before": [], "down": [], "settled": [], "after": []}
+    session.events.subscribe(lambda e: acks[phase[0]].append(e.seq) if isinstance(e, Ack) else None)
+    running = asyncio.get_running_loop().create_task(session.run())
+    await holder(two_instances)
+    await asyncio.sleep(1.0)
+    await two_instances.redis.stop()
+    phase[0] = "down"
+    await asyncio.sleep(10 * BackendConfig.ack_interval)  # acks of frames already kept
+    phase[0] = "settled"
+    await asyncio.sleep(outage - 10 * BackendConfig.ack_interval)
+    phase[0] = "after"
+    await two_instances.redis.start()  # the append-only file brings back every write
+    report = await asyncio.wait_for(running, 60)
+    check_complete(report, seconds, reconnects=0)
+    assert acks["before"] and acks["after"] and acks["settled"] == []  # nothing unkept acked
+    assert max(acks["after"]) == round(seconds * 50) - 1
+
+
+async def test_without_redis_a_new_session_is_refused_as_busy_until_it_is_back(
+    two_instances: Deployment,
+) -> None:
+    seconds = 1.0
+    await two_instances.redis.stop()
+    session = Session(fast(two_instances.proxy.url), from_samples(chirp(seconds), realtime=False))
+    running = asyncio.get_running_loop().create_task(session.run())
+    logs = [serve.log for serve in two_instances.serves if serve.log is not None]
+    await until_true(lambda: any(BUSY in log.read_text() for log in logs), 0.05)
+    assert not running.done()  # refused as busy: the client keeps trying
+    await two_instances.redis.start()
+    report = await asyncio.wait_for(running, 60)
+    assert report.outcome == "completed" and report.frames_lost == 0, report.reason
+    assert report.summary is not None
+    (counts,) = report.summary.json["sources"].values()
+    assert counts["received_s"] == seconds
