@@ -37,8 +37,8 @@ from pipeline.audio import AudioFrame
 from pipeline.config import SessionConfig
 from pipeline.connection import LinkEvent, LinkMemo, connect
 from pipeline.display import STATE_EVERY_S, changed_headline, shows_the_same
-from pipeline.events import EventFeed, SessionEvent
 from pipeline.dropped import reported_drop
+from pipeline.events import EventFeed, SessionEvent
 from pipeline.flow import Demand, demand_scope
 from pipeline.ids import SessionIds
 from pipeline.outbox import Outbox
