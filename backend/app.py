@@ -18,6 +18,7 @@ from loguru import logger
 from backend.admission import authorized, presented_token
 from backend.asr import RecognizerFactory, recognizer_factory
 from backend.config import BackendConfig
+from backend.recording import Recording
 from backend.rate_limit import TokenBucket
 from backend.store import BackendSession, SessionStore
 from backend.stream import SourceStream
@@ -448,6 +449,7 @@ class ClientConnection:
                             "recognized_s": round(stream.handed_seconds, 3),
                             "dropped_frames": stream.dropped_total,
                             "recognizer": stream.recognizing,
+                            **_recorded(stream.recording),
                             "duplicates": stream.duplicates,
                             "gaps": stream.gaps,
                         }
@@ -460,6 +462,12 @@ class ClientConnection:
         session.detach(self)
         self.store.discard(session)
         await self.ws.close(code=1000)
+
+
+def _recorded(recording: Recording | None) -> dict[str, Any]:
+    """Whether the source's audio is on disk, and if its recording stopped, why."""
+    failed = None if recording is None else recording.failed
+    return {"recorded": recording is not None and failed is None, "recording_error": failed}
 
 
 CLIENTS: web.AppKey[set[ClientConnection]] = web.AppKey("clients", set[ClientConnection])
