@@ -18,8 +18,8 @@ from loguru import logger
 from backend.admission import authorized, presented_token
 from backend.asr import RecognizerFactory, recognizer_factory
 from backend.config import BackendConfig
-from backend.recording import Recording
 from backend.rate_limit import TokenBucket
+from backend.recording import Recording
 from backend.store import BackendSession, SessionStore
 from backend.stream import SourceStream
 from pipeline.protocol import AudioPayload, decode_audio_binary, decode_audio_json

@@ -76,8 +76,8 @@ async def test_a_full_disk_stops_the_recording_not_the_session(
     transcribed_everything(report)
     [warning] = warnings_about_recording(events)
     assert "No space left on device" in warning.message
-    recorded, error = summary_recording(report)  # the summary says so too
-    assert recorded is False and error is not None and "No space left on device" in error
+    on_disk, error = summary_recording(report)  # the summary says so too
+    assert on_disk is False and error is not None and "No space left on device" in error
     assert "still transcribed" in warning.message
     # what reached the disk is a whole-frame prefix of the audio, within the tmpfs
     recorded = recorded_pcm(full_disk, session.ids.session_id)
@@ -108,8 +108,8 @@ async def test_an_injected_write_error_is_reported_once_and_the_session_complete
     transcribed_everything(report)
     [warning] = warnings_about_recording(events)
     assert "Bad file descriptor" in warning.message
-    recorded, error = summary_recording(report)
-    assert recorded is False and error is not None and "Bad file descriptor" in error
+    on_disk, error = summary_recording(report)
+    assert on_disk is False and error is not None and "Bad file descriptor" in error
     recorded = recorded_pcm(record_dir, session.ids.session_id)
     assert len(before) <= len(recorded) < len(samples.tobytes())
     assert recorded == samples.tobytes()[: len(recorded)]
