@@ -251,5 +251,7 @@ async def listen(options: ListenOptions, out: IO[str] | None = None) -> Outcome:
     try:
         outcome = await run_in_foreground(session, console, transcript)
     finally:
-        lines.close(outcome.report if outcome is not None else None)
+        unwritten = lines.close(outcome.report if outcome is not None else None)
+        if unwritten is not None:
+            console.print_lines([unwritten])
     return outcome

@@ -9,10 +9,14 @@ jsonl`), for programs that drive the command. The schema (version `SCHEMA`):
     {"type": "backend_status", "at": 3.0, "state": "backpressure", "message": "..."}
     {"type": "end", "report": {...}}      # SessionReport.to_dict(): outcome, counts, ...
 
+    {"type": "missed", "count": 3}        # lines dropped before this one (see below)
+
 `at` is seconds on the session's clock; `phase` is one of idle, connecting, streaming,
 reconnecting, finalizing, stopped, failed (while reconnecting, `delay` is the wait before
 attempt `attempt` and `cause` the last failure). Fields may be added; none is removed or
-changes meaning within a schema version. Each line is flushed as it is written.
+changes meaning within a schema version. Each line is written as soon as the reader takes
+it; a reader that stops reading never holds up the audio: past `MAX_LINES` waiting lines,
+new ones are dropped and a `missed` line says how many (sinks/line_writer.py).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pipeline.protocol import AsrFinal, AsrPartial
 from pipeline.report import SessionReport
 from pipeline.session import Session
 from pipeline.status import BackendStatus
+from sinks.line_writer import LineWriter
 
 SCHEMA = 1
 
@@ -74,6 +79,7 @@ class EventLines:
 
     def __init__(self, session: Session, out: IO[str], sources: Sequence[str]) -> None:
         self.out = out
+        self.writer = LineWriter(out, lambda count: _line({"type": "missed", "count": count}))
         self._subscription: abc.DisposableBase | None = None
         self._write(
             {
@@ -88,13 +94,25 @@ class EventLines:
             lambda event: self._write(event_record(event))
         )
 
-    def close(self, report: SessionReport | None) -> None:
-        if self._subscription is not None:
-            self._subscription.dispose()
-            self._subscription = None
-            if report is not None:
-                self._write(event_record(Ended(report)))
+    def close(self, report: SessionReport | None) -> str | None:
+        """Write the end; None when every line was written, else a sentence saying what
+        was not (the reader stopped reading)."""
+        if self._subscription is None:
+            return None
+        self._subscription.dispose()
+        self._subscription = None
+        if report is not None:
+            self._write(event_record(Ended(report)))
+        if self.writer.close() and not self.writer.dropped:
+            return None
+        return (
+            f"the event stream was not read: {self.writer.written} of "
+            f"{self.writer.queued + self.writer.dropped} lines written"
+        )
 
     def _write(self, record: dict[str, Any]) -> None:
-        self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self.out.flush()
+        self.writer.write(_line(record))
+
+
+def _line(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False) + "\n"
