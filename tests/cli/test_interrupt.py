@@ -11,6 +11,7 @@ from pathlib import Path
 from tests.asr.speech import words
 from tests.cli.conftest import CLI, cli_env, jsonl, wait_for_finals
 from tests.cli.test_terminal import EXIT_MARK, Pane
+from tests.conftest import BackendFactory
 
 SECOND_SENTENCE = set(words("Please send the report to the team before the meeting on Monday."))
 
@@ -26,12 +27,7 @@ async def test_ctrl_c_in_a_terminal_keeps_the_last_sentence(
         await wait_for_finals(transcript.with_suffix(".jsonl"), 1, timeout=60)
         await asyncio.sleep(2.5)  # into the second sentence (the demo plays in real time)
         pane.tmux("send-keys", "C-c")
-        deadline = time.monotonic() + 60
-        while True:
-            screen = pane.screen()
-            if EXIT_MARK in screen or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.1)
+        screen = await _until_exit(pane)
     finally:
         pane.close()
     assert f"{EXIT_MARK} 130" in screen, screen
@@ -39,3 +35,41 @@ async def test_ctrl_c_in_a_terminal_keeps_the_last_sentence(
     assert len(finals) == 2, finals
     assert words(finals[0])[:4] == ["the", "weather", "is", "nice"]
     assert len(set(words(finals[1])) & SECOND_SENTENCE) >= 2, finals  # cut, but kept
+
+
+async def test_ctrl_c_on_listen_in_a_terminal_keeps_the_last_sentence(
+    make_backend: BackendFactory, speech_clip: Path, tmp_path: Path
+) -> None:
+    """`listen` in a terminal, its backend (real pocketsphinx) elsewhere: Ctrl-C cuts the
+    second sentence, which still reaches the transcript before the command exits 130."""
+    transcript = tmp_path / "listen"
+    async with make_backend(asr="pocketsphinx") as backend:
+        command = [*CLI, "listen", "--url", backend.url, "--source", f"file:{speech_clip}"]
+        command += ["--transcript", str(transcript)]  # the live view: a real terminal's way
+        pane = Pane(tmp_path, command, cli_env(tmp_path / "data"), survive_ctrl_c=True)
+        try:
+            await wait_for_finals(transcript.with_suffix(".jsonl"), 1, timeout=60)
+            await asyncio.sleep(2.5)  # into the second sentence (the file plays in real time)
+            pane.tmux("send-keys", "C-c")
+            screen = await _until_exit(pane)
+        finally:
+            pane.close()
+    assert f"{EXIT_MARK} 130" in screen, screen
+    records = jsonl(transcript.with_suffix(".jsonl"))
+    finals = [r["text"] for r in records if r["type"] == "final"]
+    assert len(finals) == 2, finals
+    assert words(finals[0])[:4] == ["the", "weather", "is", "nice"]
+    assert len(set(words(finals[1])) & SECOND_SENTENCE) >= 2, finals  # cut, but kept
+    report = records[-1]
+    assert report["outcome"] == "stopped" and report["frames_lost"] == 0
+    counts = report["audio"]["system"]
+    assert counts["captured"] == counts["acked"] > 0
+
+
+async def _until_exit(pane: Pane) -> str:
+    deadline = time.monotonic() + 60
+    while True:
+        screen = pane.screen()
+        if EXIT_MARK in screen or time.monotonic() > deadline:
+            return screen
+        await asyncio.sleep(0.1)
