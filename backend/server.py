@@ -102,7 +102,8 @@ async def _serve(config: BackendConfig, host: str, port: int, auth: str) -> None
         backend = await start_backend(config, host=host, port=port)
     except (OSError, OverflowError) as exc:  # in use, not an address of this machine, no port
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ExitError(ExitCode.BAD_CONFIG, f"cannot listen on {host} port {port}: {reason}")
+        message = f"cannot listen on {host} port {port}: {reason}"
+        raise ExitError(ExitCode.BAD_CONFIG, message) from exc
     print(banner(config, backend.url, auth), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
