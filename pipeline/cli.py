@@ -419,7 +419,14 @@ def _logs(args: argparse.Namespace) -> None:
     if getattr(args, "log_json", None) is not None:
         from sinks.log import log_sink
 
-        log_sink(sys.stderr if str(args.log_json) == "-" else args.log_json)
+        try:
+            log_sink(sys.stderr if str(args.log_json) == "-" else args.log_json)
+        except OSError as exc:
+            raise ExitError(
+                ExitCode.BAD_CONFIG,
+                f"cannot write the log {args.log_json} ({exc.strerror}); "
+                "pass --log-json with a writable path, or - for stderr",
+            ) from exc
 
 
 if __name__ == "__main__":
