@@ -301,6 +301,7 @@ class SourceStream:
             if self.recording is not None:
                 self.recording.forget(self.source, self._queued_bytes)
             self.next_seq = self._queue[0][0]
+            self.received_bytes -= self._queued_bytes  # they will be received again
             self._queue.clear()
             self._queued_bytes = 0
             self._wakeup.set()
