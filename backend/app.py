@@ -19,6 +19,7 @@ from backend.admission import authorized, presented_token
 from backend.asr import RecognizerFactory, recognizer_factory
 from backend.config import BackendConfig
 from backend.rate_limit import TokenBucket
+from backend.recording import Recording
 from backend.session_state import StoreUnavailable, session_state
 from backend.store import BackendSession, SessionStore
 from backend.stream import SourceStream
@@ -34,6 +35,7 @@ NO_START = "No start within {timeout:g} s: closing"
 TOO_MUCH_AUDIO = "audio message over {limit} bytes of PCM: ignored"
 STORE: web.AppKey[SessionStore] = web.AppKey("store", SessionStore)
 CONFIG: web.AppKey[BackendConfig] = web.AppKey("config", BackendConfig)
+OWNS_STORE: web.AppKey[bool] = web.AppKey("owns_store", bool)  # its sessions end with it
 
 
 def create_app(
@@ -56,6 +58,7 @@ def create_app(
     app[CLIENTS] = set[ClientConnection]()
     app.router.add_get(PATH, _websocket)
     app.router.add_get("/healthz", _health)
+    app[OWNS_STORE] = store is None
     app.on_shutdown.append(_drain_clients)
     if store is None:
         app.on_shutdown.append(_close_store)
@@ -68,7 +71,10 @@ async def _drain_clients(app: web.Application) -> None:
     clients = list(held)
     if clients:
         logger.info("shutting down: draining {} connection(s)", len(clients))
-    await asyncio.gather(*(client.drain() for client in clients), return_exceptions=True)
+    # A store that outlives this app keeps its sessions (and their recognisers) for resume:
+    # their utterances stay open, so a sentence spoken across the restart is not cut.
+    ending = app[OWNS_STORE]
+    await asyncio.gather(*(client.drain(ending) for client in clients), return_exceptions=True)
 
 
 async def _close_store(app: web.Application) -> None:
@@ -187,10 +193,12 @@ class ClientConnection:
             await self._flush()
             await self.ws.close(code=1008, message=b"no start")
 
-    async def drain(self) -> None:
+    async def drain(self, ending: bool = True) -> None:
         """Stop taking audio, transcribe what was acknowledged, send it, close with 1012.
 
         Frames not yet acknowledged are the client's: it resends them to the next backend.
+        `ending`: the session ends with this process, so its utterances are closed; else
+        (v0.3, a store that outlives the process) they stay open for the resumed session.
         Bounded by `shutdown_grace`; past it the connection closes with what it has.
         """
         self.draining = True
@@ -199,18 +207,22 @@ class ClientConnection:
             return
         if session is not None and session.owner is self:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._transcribe_acked(session), self.config.shutdown_grace)
+                await asyncio.wait_for(
+                    self._transcribe_acked(session, ending), self.config.shutdown_grace
+                )
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._flush(), self.config.shutdown_grace)
         await self.ws.close(code=1012, message=b"server restarting")
 
-    async def _transcribe_acked(self, session: BackendSession) -> None:
+    async def _transcribe_acked(self, session: BackendSession, ending: bool) -> None:
         if self.v03:  # queued frames were never acked: the client keeps them, resends them
             for source, stream in session.streams.items():
                 stream.forget_unacked()
                 self._ack(source)
-        # (a v0.2 client cannot resend: everything it delivered is transcribed)
-        await asyncio.gather(*(stream.finish() for stream in session.streams.values()))
+        # a v0.2 client cannot resend: everything it delivered is transcribed; a session that
+        # outlives this process keeps its utterances open for the resumed session
+        if ending or not self.v03:
+            await asyncio.gather(*(stream.finish() for stream in session.streams.values()))
         await session.state.settled()
 
     def _slowed(self, now: float) -> None:
@@ -463,6 +475,7 @@ class ClientConnection:
                             "recognized_s": round(stream.handed_seconds, 3),
                             "dropped_frames": stream.dropped_total,
                             "recognizer": stream.recognizing,
+                            **_recorded(stream.recording),
                             "duplicates": stream.duplicates,
                             "gaps": stream.gaps,
                         }
@@ -476,6 +489,12 @@ class ClientConnection:
         await session.state.end()
         self.store.discard(session)
         await self.ws.close(code=1000)
+
+
+def _recorded(recording: Recording | None) -> dict[str, Any]:
+    """Whether the source's audio is on disk, and if its recording stopped, why."""
+    failed = None if recording is None else recording.failed
+    return {"recorded": recording is not None and failed is None, "recording_error": failed}
 
 
 CLIENTS: web.AppKey[set[ClientConnection]] = web.AppKey("clients", set[ClientConnection])

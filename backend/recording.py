@@ -56,6 +56,18 @@ class Recording:
         except OSError as exc:
             self._fail(exc)
 
+    def forget(self, source: str, size: int) -> None:
+        """Cut the last `size` bytes of `source`: frames read but never acknowledged, which
+        the client sends again (to this process or the next), so the recording keeps one
+        copy of each."""
+        handle = self._files.get(source)
+        if self.failed is not None or handle is None or size <= 0:
+            return
+        try:
+            handle.truncate(max(0, handle.seek(0, os.SEEK_END) - size))
+        except OSError as exc:
+            self._fail(exc)
+
     def _fail(self, exc: OSError) -> None:
         self.failed = f"{type(exc).__name__}: {exc.strerror or exc}"
         logger.error("recording of {} stopped: {}", self.dir.name, self.failed)

@@ -18,6 +18,7 @@ from backend.app import CONFIG, PATH, STORE, create_app
 from backend.banner import banner
 from backend.config import BackendConfig
 from backend.store import SessionStore
+from pipeline.exit_codes import ExitCode, ExitError
 
 
 @dataclass
@@ -61,7 +62,11 @@ async def start_backend(
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
-    await site.start()
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()  # nothing of a backend that could not listen stays behind
+        raise
     bound = port
     server = site._server
     if isinstance(server, asyncio.base_events.Server) and server.sockets:
@@ -93,7 +98,12 @@ def serve(config: BackendConfig, host: str = "127.0.0.1", port: int = 8765, *, a
 
 
 async def _serve(config: BackendConfig, host: str, port: int, auth: str) -> None:
-    backend = await start_backend(config, host=host, port=port)
+    try:
+        backend = await start_backend(config, host=host, port=port)
+    except (OSError, OverflowError) as exc:  # in use, not an address of this machine, no port
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        message = f"cannot listen on {host} port {port}: {reason}"
+        raise ExitError(ExitCode.BAD_CONFIG, message) from exc
     print(banner(config, backend.url, auth), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -310,9 +310,11 @@ class SourceStream:
         """Drop the queued frames (never acknowledged: the client still has them) so that
         `finish` transcribes only what was handed on; the stream expects them again."""
         if self._queue:
+            if self.recording is not None:
+                self.recording.forget(self.source, self._queued_bytes)
             self.next_seq = self._queue[0][0]
+            self.received_bytes -= self._queued_bytes  # they will be received again
             self._queue.clear()
-            self.received_bytes -= self._queued_bytes  # they are received again
             self._queued_bytes = 0
             self._wakeup.set()
 

@@ -21,7 +21,7 @@ from loguru import logger
 from backend.asr import ASR_KINDS
 from backend.serve_command import add_serve_options, run_serve
 from pipeline.capture import NO_DEVICES, list_devices
-from pipeline.config import DEFAULT_URL
+from pipeline.config import DEFAULT_URL, SessionConfig
 from pipeline.demo import DemoOptions, run_demo
 from pipeline.errors import AudioDeviceError
 from pipeline.exit_codes import ExitCode, ExitError, failure_line
@@ -29,6 +29,7 @@ from pipeline.foreground import Outcome
 from pipeline.listen import ListenOptions, SourceSpec, listen, parse_source
 from pipeline.redaction import Secret
 
+FLOW_WINDOW_S = SessionConfig.flow_window
 TOKEN_ENV = "LIVE_LISTENER_TOKEN"  # read when --token-env is not given
 # Options a user sets once (in a shell profile or a service unit) instead of on every call.
 ENV_OPTIONS = {
@@ -37,6 +38,7 @@ ENV_OPTIONS = {
     "LIVE_LISTENER_DEVICE": "--device",
     "LIVE_LISTENER_PROTOCOL": "--protocol",
     "LIVE_LISTENER_TRANSCRIPT": "--transcript",
+    "LIVE_LISTENER_FLOW_WINDOW": "--flow-window",
 }
 ENV_HELP = "environment (a flag given on the command line wins):\n" + "\n".join(
     [f"  {TOKEN_ENV:<26}the token, when --token-env is not given"]
@@ -60,7 +62,10 @@ def _speed(text: str) -> float | str:
 
 
 def _positive(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
@@ -233,6 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="audio kept per source while the backend is unreachable (default 120)",
     )
     listen.add_argument(
+        "--flow-window",
+        type=_positive,
+        default=env.get("LIVE_LISTENER_FLOW_WINDOW") or FLOW_WINDOW_S,
+        metavar="SECONDS",
+        help="audio per source sent but not yet confirmed before the sender waits; keep it "
+        f"below the backend's queue (default {FLOW_WINDOW_S:g})",
+    )
+    listen.add_argument(
         "--insecure", action="store_true", help="do not verify the TLS certificate (wss://)"
     )
     _add_output_flags(listen)
@@ -336,14 +349,14 @@ def _sources(args: argparse.Namespace) -> tuple[SourceSpec, ...]:
         raise ExitError(ExitCode.USAGE, f"LIVE_LISTENER_SOURCE: {exc}") from exc
 
 
-def _listen(args: argparse.Namespace) -> int:
-    events = sys.stdout if args.events == "jsonl" else None
-    options = ListenOptions(
+def listen_options(args: argparse.Namespace) -> ListenOptions:
+    """What `listen` was asked to do, from its parsed arguments."""
+    return ListenOptions(
         url=args.url,
         token=read_token(args),
         sources=_sources(args),
         speed=args.speed,
-        events=events,
+        events=sys.stdout if args.events == "jsonl" else None,
         device=args.device,
         protocol=args.protocol,
         transcript=args.transcript,
@@ -353,9 +366,15 @@ def _listen(args: argparse.Namespace) -> int:
         give_up_after=args.give_up_after,
         stop_timeout=args.stop_timeout,
         buffer_seconds=args.buffer_seconds,
+        flow_window=args.flow_window,
         verify_tls=not args.insecure,
         live=False if args.plain else None,
     )
+
+
+def _listen(args: argparse.Namespace) -> int:
+    options = listen_options(args)
+    events = options.events
     return _finish(asyncio.run(listen(options, sys.stderr if events is not None else None)))
 
 
@@ -400,7 +419,14 @@ def _logs(args: argparse.Namespace) -> None:
     if getattr(args, "log_json", None) is not None:
         from sinks.log import log_sink
 
-        log_sink(sys.stderr if str(args.log_json) == "-" else args.log_json)
+        try:
+            log_sink(sys.stderr if str(args.log_json) == "-" else args.log_json)
+        except OSError as exc:
+            raise ExitError(
+                ExitCode.BAD_CONFIG,
+                f"cannot write the log {args.log_json} ({exc.strerror}); "
+                "pass --log-json with a writable path, or - for stderr",
+            ) from exc
 
 
 if __name__ == "__main__":

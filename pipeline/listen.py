@@ -196,6 +196,7 @@ class ListenOptions:
     give_up_after: float | None = None
     stop_timeout: float = 10.0
     buffer_seconds: float = 120.0
+    flow_window: float = SessionConfig.flow_window  # seconds in flight per source
     verify_tls: bool = True
     live: bool | None = None  # None: the live view on a terminal, plain lines elsewhere
     speed: Speed = 1.0  # file sources: times real time, or "max" (paced by the acks)
@@ -212,6 +213,7 @@ def session_config(options: ListenOptions) -> SessionConfig:
             heartbeat=options.heartbeat,
             stop_timeout=options.stop_timeout,
             buffer_seconds=options.buffer_seconds,
+            flow_window=options.flow_window,
             verify_tls=options.verify_tls,
             backoff=BackoffPolicy(
                 max_attempts=options.max_attempts, max_elapsed=options.give_up_after
@@ -249,5 +251,7 @@ async def listen(options: ListenOptions, out: IO[str] | None = None) -> Outcome:
     try:
         outcome = await run_in_foreground(session, console, transcript)
     finally:
-        lines.close(outcome.report if outcome is not None else None)
+        unwritten = lines.close(outcome.report if outcome is not None else None)
+        if unwritten is not None:
+            console.print_lines([unwritten])
     return outcome

@@ -5,21 +5,23 @@ the client sends the rest to the new process. Real pocketsphinx, real sockets.""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from backend.config import BackendConfig
+from backend.recording import recorded_pcm
 from backend.server import free_port, start_backend
 from pipeline.protocol import AsrFinal, ServerEvent
 from pipeline.session import Session
 from pipeline.sources import wav_file
-from tests.asr.speech import SPEECH_WAV, reference_words, wer, words
+from tests.asr.speech import SPEECH_WAV, reference_words, speech_pcm, wer, words
 from tests.integration.test_session import fast
 from tests.security.polling import until_true
 
 AUDIO_BYTES = round(46.76 * 32_000)
 
 
-async def test_a_graceful_restart_loses_no_sentence() -> None:
-    config = BackendConfig(asr="pocketsphinx", asr_decoders=1)
+async def test_a_graceful_restart_loses_no_sentence(record_dir: Path) -> None:
+    config = BackendConfig(asr="pocketsphinx", asr_decoders=1, record_dir=record_dir)
     port = free_port()
     first = await start_backend(config, port=port)
     session = Session(fast(f"ws://127.0.0.1:{port}"), wav_file(SPEECH_WAV, realtime=False))
@@ -46,5 +48,8 @@ async def test_a_graceful_restart_loses_no_sentence() -> None:
     transcript = list(report.transcript)
     assert transcript[: len(before)] == before  # the old process's finals are kept
     assert [f.t0 for f in transcript] == sorted(f.t0 for f in transcript)
+    # both processes recorded into one file: every frame exactly once, in order (what the
+    # old process had read but not acknowledged is resent, so it keeps only what it acked)
+    assert recorded_pcm(record_dir, session.ids.session_id) == speech_pcm()
     hypothesis = words(" ".join(final.text for final in transcript))
     assert wer(reference_words(), hypothesis) <= 0.2

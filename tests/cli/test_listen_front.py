@@ -35,6 +35,10 @@ async def test_events_jsonl_at_max_speed(
     assert records[0]["schema"] == 1 and records[0]["sources"] == ["system"]
     phases = [r["phase"] for r in records if r["type"] == "phase"]
     assert phases[0] == "connecting" and phases[-1] == "stopped"
+    # `at` counts from the session's start, as documented (not the clock's epoch)
+    times = [r["at"] for r in records if "at" in r]
+    assert times[0] == 0.0 and times == sorted(times)
+    assert times[-1] <= records[-1]["report"]["duration_s"] + 0.001
     finals = [r for r in records if r["type"] == "final"]
     assert words(finals[0]["text"])[:4] == ["the", "weather", "is", "nice"]
     assert all(r["source"] == "system" for r in finals)

@@ -56,6 +56,13 @@ def transcribed_everything(report: SessionReport) -> None:
     assert source["duplicates"] == source["gaps"] == 0
 
 
+def summary_recording(report: SessionReport) -> tuple[bool, str | None]:
+    """What `final_summary` says of the recording of the one source."""
+    assert report.summary is not None
+    source = report.summary.json["sources"]["system"]
+    return source["recorded"], source["recording_error"]
+
+
 async def test_a_full_disk_stops_the_recording_not_the_session(
     make_backend: BackendFactory, full_disk: Path
 ) -> None:
@@ -69,6 +76,8 @@ async def test_a_full_disk_stops_the_recording_not_the_session(
     transcribed_everything(report)
     [warning] = warnings_about_recording(events)
     assert "No space left on device" in warning.message
+    on_disk, error = summary_recording(report)  # the summary says so too
+    assert on_disk is False and error is not None and "No space left on device" in error
     assert "still transcribed" in warning.message
     # what reached the disk is a whole-frame prefix of the audio, within the tmpfs
     recorded = recorded_pcm(full_disk, session.ids.session_id)
@@ -99,6 +108,24 @@ async def test_an_injected_write_error_is_reported_once_and_the_session_complete
     transcribed_everything(report)
     [warning] = warnings_about_recording(events)
     assert "Bad file descriptor" in warning.message
+    on_disk, error = summary_recording(report)
+    assert on_disk is False and error is not None and "Bad file descriptor" in error
     recorded = recorded_pcm(record_dir, session.ids.session_id)
     assert len(before) <= len(recorded) < len(samples.tobytes())
     assert recorded == samples.tobytes()[: len(recorded)]
+
+
+@pytest.mark.parametrize("recording", [True, False])
+async def test_the_summary_says_whether_the_audio_was_recorded(
+    make_backend: BackendFactory, record_dir: Path, recording: bool
+) -> None:
+    overrides = {} if recording else {"record_dir": None}
+    async with make_backend(**overrides) as backend:
+        session = Session(fast(backend.url), from_samples(chirp(SECONDS), realtime=False))
+        report = await asyncio.wait_for(session.run(), 30)
+
+    transcribed_everything(report)
+    assert summary_recording(report) == (recording, None)
+    assert len(recorded_pcm(record_dir, session.ids.session_id)) == (
+        FRAMES * 640 if recording else 0
+    )
