@@ -36,8 +36,18 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+## pytest: two runs side by side. Most of the suite waits on real time (streams in real
+## time, outages, restarts), so the long end-to-end modules run beside the rest, each run
+## with its own log capture and token scan; the slow run's report is printed when both end,
+## and either failing fails the target.
+SLOW_TESTS := tests/asr tests/deploy tests/packaging tests/notebooks
 pytest: venv deps
-	$(BIN)/pytest
+	@rm -f .pytest-slow.log; \
+	$(BIN)/pytest -p no:cacheprovider $(SLOW_TESTS) > .pytest-slow.log 2>&1 & slow=$$!; \
+	$(BIN)/pytest $(addprefix --ignore=,$(SLOW_TESTS)); rest=$$?; \
+	wait $$slow; slow_rc=$$?; \
+	echo "== $(SLOW_TESTS)"; cat .pytest-slow.log; \
+	[ $$rest -eq 0 ] && [ $$slow_rc -eq 0 ]
 
 test: deps venv lint typecheck pytest
 
