@@ -38,11 +38,13 @@ typecheck: venv
 
 ## pytest: two runs side by side. Most of the suite waits on real time (streams in real
 ## time, outages, restarts), so the long end-to-end modules run beside the rest, each run
-## with its own log capture and token scan; the slow run's report is printed when both end,
+## with its own log capture, token scan and hypothesis cache (one cache written by two runs
+## at once loses files); the slow run's report is printed when both end,
 ## and either failing fails the target.
 SLOW_TESTS := tests/asr tests/deploy tests/packaging tests/notebooks
 pytest: venv deps
 	@rm -f .pytest-slow.log; \
+	HYPOTHESIS_STORAGE_DIRECTORY=.hypothesis-slow \
 	$(BIN)/pytest -p no:cacheprovider $(SLOW_TESTS) > .pytest-slow.log 2>&1 & slow=$$!; \
 	$(BIN)/pytest $(addprefix --ignore=,$(SLOW_TESTS)); rest=$$?; \
 	wait $$slow; slow_rc=$$?; \

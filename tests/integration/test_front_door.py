@@ -278,7 +278,9 @@ async def test_ctrl_c_under_asyncio_run_stops_cleanly(backend: Any) -> None:
     line = await asyncio.wait_for(process.stdout.readline(), 20)
     assert line == b"acked\n"  # ten frames confirmed: the session is streaming
     process.send_signal(signal.SIGINT)
-    out, err = await asyncio.wait_for(process.communicate(), 20)
+    # the stop waits up to stop_timeout (10 s) for the summary, the close up to aiohttp's
+    # 10 s: only a hang outlasts a minute, however busy the machine
+    out, err = await asyncio.wait_for(process.communicate(), 60)
     # the session stopped cleanly (stop sent, summary awaited, nothing lost), then
     # asyncio.run raised KeyboardInterrupt, which ends Python by SIGINT
     fields = out.decode().split()
