@@ -13,6 +13,10 @@ from typing import Any
 from backend.recording import recorded_pcm
 
 SCRIPT = """
+import signal
+# Ctrl-C as in a terminal: a shell that started this run in the background left SIGINT
+# ignored, and Python then installs no KeyboardInterrupt handler
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import sys, threading
 from pipeline import BlockingSession, SessionConfig, tone
 

@@ -240,6 +240,10 @@ async def test_leaving_the_blocking_block_early_stops_cleanly(backend: Any) -> N
 
 
 CTRL_C_SCRIPT = """
+import signal
+# Ctrl-C as in a terminal: a shell that started this run in the background left SIGINT
+# ignored, and Python then installs no KeyboardInterrupt handler
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import asyncio, sys
 from pipeline import AudioCounts, Session, SessionConfig, tone
 
