@@ -4,19 +4,14 @@ frame acknowledged and recorded by the backend — and then the interrupt goes o
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 from backend.recording import recorded_pcm
+from tests.integration.interrupt import interrupt_when_acked
 
 SCRIPT = """
-import signal
-# Ctrl-C as in a terminal: a shell that started this run in the background left SIGINT
-# ignored, and Python then installs no KeyboardInterrupt handler
-signal.signal(signal.SIGINT, signal.default_int_handler)
 import sys, threading
 from pipeline import BlockingSession, SessionConfig, tone
 
@@ -42,27 +37,15 @@ finally:
 async def test_ctrl_c_while_iterating_a_blocking_session_stops_cleanly(
     backend: Any, record_dir: Path
 ) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-c", SCRIPT, backend.url),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), 20)
-    assert line == b"acked\n"  # ten frames confirmed: the session is streaming
-    process.send_signal(signal.SIGINT)
-    # the stop waits up to stop_timeout (10 s) for the summary, the close up to aiohttp's
-    # 10 s: only a hang outlasts a minute, however busy the machine
-    out, err = await asyncio.wait_for(process.communicate(), 60)
+    ran = await interrupt_when_acked(SCRIPT, backend.url)
 
-    fields = out.decode().split()
+    fields = ran.out.split()
     session_id = fields[1]
-    assert fields[:1] + fields[2:4] == ["report", "stopped", "True"], err.decode()
+    assert fields[:1] + fields[2:4] == ["report", "stopped", "True"], ran.err
     captured, sent, acked, lost = map(int, fields[4:])  # and the summary came, above
     assert captured >= 10 and captured == sent == acked and lost == 0
     # the backend holds exactly what was captured: nothing lost, nothing twice
     assert len(recorded_pcm(record_dir, session_id)) == captured * 640
     # the interrupt is not swallowed: the script ends by it, after the clean stop
-    assert process.returncode == -signal.SIGINT
-    assert b"KeyboardInterrupt" in err
+    assert ran.returncode == -signal.SIGINT
+    assert "KeyboardInterrupt" in ran.err

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from pipeline.sources import from_samples
 from tests.asr.speech import speech_pcm
 from tests.conftest import BackendFactory
 from tests.integration import rogue
+from tests.integration.interrupt import interrupt_when_acked
 from tests.integration.test_session import chirp, fast
 from tests.tokens import TOKEN, WRONG_TOKEN
 
@@ -240,10 +240,6 @@ async def test_leaving_the_blocking_block_early_stops_cleanly(backend: Any) -> N
 
 
 CTRL_C_SCRIPT = """
-import signal
-# Ctrl-C as in a terminal: a shell that started this run in the background left SIGINT
-# ignored, and Python then installs no KeyboardInterrupt handler
-signal.signal(signal.SIGINT, signal.default_int_handler)
 import asyncio, sys
 from pipeline import AudioCounts, Session, SessionConfig, tone
 
@@ -272,27 +268,15 @@ asyncio.run(main())
 
 
 async def test_ctrl_c_under_asyncio_run_stops_cleanly(backend: Any) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-c", CTRL_C_SCRIPT, backend.url),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), 20)
-    assert line == b"acked\n"  # ten frames confirmed: the session is streaming
-    process.send_signal(signal.SIGINT)
-    # the stop waits up to stop_timeout (10 s) for the summary, the close up to aiohttp's
-    # 10 s: only a hang outlasts a minute, however busy the machine
-    out, err = await asyncio.wait_for(process.communicate(), 60)
+    ran = await interrupt_when_acked(CTRL_C_SCRIPT, backend.url)
     # the session stopped cleanly (stop sent, summary awaited, nothing lost), then
     # asyncio.run raised KeyboardInterrupt, which ends Python by SIGINT
-    fields = out.decode().split()
-    assert fields[:3] == ["report", "stopped", "True"], err.decode()
+    fields = ran.out.split()
+    assert fields[:3] == ["report", "stopped", "True"], ran.err
     captured, acked, lost = map(int, fields[3:])
     assert captured >= 10 and captured == acked and lost == 0
-    assert process.returncode == -signal.SIGINT
-    assert b"KeyboardInterrupt" in err
+    assert ran.returncode == -signal.SIGINT
+    assert "KeyboardInterrupt" in ran.err
 
 
 async def test_a_consumer_that_reads_nothing_never_stalls_the_session(backend: Any) -> None:
