@@ -26,6 +26,13 @@ PACKAGES = ("operators", "pipeline", "sinks", "backend")
 APPLICATION = "pipeline.cli"
 # What the operators may import besides each other and the standard library.
 OPERATOR_LIBRARIES = {"reactivex", "numpy"}
+# What the backend shares with the client: the wire vocabulary and a few helpers.
+SHARED_WITH_BACKEND = {
+    "pipeline.protocol",
+    "pipeline.audio",
+    "pipeline.redaction",
+    "pipeline.config",
+}
 
 
 @dataclass(frozen=True)
@@ -163,6 +170,17 @@ def test_operators_depend_on_reactivex_and_the_audio_frame_only() -> None:
         and edge.target not in sys.stdlib_module_names
     ]
     assert not outside, "\n".join(outside)
+
+
+def test_the_backend_shares_only_the_vocabulary_with_the_core() -> None:
+    reached = [
+        str(edge)
+        for edge in IMPORTS
+        if layer(edge.source) == "backend"
+        and layer(edge.target) == "pipeline"
+        and edge.target not in SHARED_WITH_BACKEND
+    ]
+    assert not reached, "\n".join(reached)
 
 
 def import_time_graph() -> dict[str, set[str]]:
