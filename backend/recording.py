@@ -56,6 +56,7 @@ class Recording:
         self.attempt, self._starts = attempt, dict(starts)
 
     def path(self, source: str) -> Path:
+        """The file `source` is recorded in: one per session, or this attempt's segment."""
         if self.attempt == 0:
             return self.dir / f"{source}.pcm"
         return self.dir / f"{source}.{self.attempt}.{self._starts.get(source, 0)}.pcm"
@@ -86,6 +87,10 @@ class Recording:
         copy of each."""
         handle = self._files.get(source)
         if self.failed is not None or handle is None or size <= 0:
+            return
+        if self.attempt > 0:
+            # A segment keeps them: the shared store may hold them already (written, not
+            # yet acknowledged), and the next attempt's start decides what is kept.
             return
         try:
             handle.truncate(max(0, handle.seek(0, os.SEEK_END) - size))

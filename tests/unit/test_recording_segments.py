@@ -76,3 +76,16 @@ def test_the_assemble_command_writes_one_wav(tmp_path: Path) -> None:
         assert wav.readframes(wav.getnframes()) == frames(0, 6)
     record(tmp_path / "a", 3, {"system": 9 * FRAME}, frames(9, 10))
     assert main([str(tmp_path / "a"), "--session", "talk", "-o", str(out)]) == 1
+
+
+def test_a_segment_forgets_nothing_at_a_graceful_shutdown(tmp_path: Path) -> None:
+    """Frames not yet acknowledged may be in the shared store already: the next attempt
+    begins where the store's copy ends, and the cut is made there, not here."""
+    recording = Recording(tmp_path, "talk")
+    recording.segment(1, {})
+    for number in range(6):
+        recording.write("system", frames(number, number + 1))
+    recording.forget("system", 3 * FRAME)  # frames 3..5 unacknowledged; 3 and 4 in the store
+    recording.close()
+    record(tmp_path, 2, {"system": 5 * FRAME}, frames(5, 8))
+    assert assemble([tmp_path], "talk") == frames(0, 8)
