@@ -84,5 +84,5 @@ async def test_kill_and_graceful_restart_mid_recording(
     for utterance in expected.transcript:
         assert any(f.t0 < utterance.t1 and f.t1 > utterance.t0 for f in report.transcript)
     got, no_fault = transcript_wer(report), transcript_wer(expected)
-    assert got <= no_fault + 0.02, (got, no_fault)
+    assert got <= no_fault + 0.02, (got, no_fault, report.text, expected.text)
     check_recorded_once(speech_instances.record_dirs, session.ids.session_id, speech_pcm())
