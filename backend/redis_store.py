@@ -88,6 +88,7 @@ class RedisLog:
         persisted: dict[str, int] | None = None,
     ) -> None:
         self._client, self._keys, self._token, self._ttl = client, keys, str(token), ttl_ms
+        self.attempt = token
         self.on_fenced: Callable[[], None] = lambda: None
         self._persisted = dict(persisted or {})
         self._frame_bytes: dict[str, int] = {}

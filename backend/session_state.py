@@ -23,6 +23,7 @@ class StoreUnavailable(Exception):
 
 class SessionLog(Protocol):
     on_fenced: Callable[[], None]  # called when another instance has taken the session over
+    attempt: int  # the fencing token this copy writes under (0: not shared)
 
     def frame(self, source: str, seq: int, pcm: bytes) -> None:
         """Keep a received frame (before it may be acknowledged)."""
@@ -77,6 +78,7 @@ class MemoryLog:
 
     def __init__(self) -> None:
         self.on_fenced: Callable[[], None] = lambda: None
+        self.attempt = 0
 
     def frame(self, source: str, seq: int, pcm: bytes) -> None:
         pass

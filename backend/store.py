@@ -155,6 +155,9 @@ class BackendSession:
         """Take up a session another instance left: its finals, seqs and timelines, and
         the audio since each source's last final fed to fresh recognisers."""
         self.state = saved.log
+        if self.recording is not None:  # this instance's part of the recording
+            starts = {s: k.next_seq * k.frame_bytes for s, k in saved.sources.items()}
+            self.recording.segment(saved.log.attempt, starts)
         for source, kept in saved.sources.items():
             stream = self.stream(source)
             stream.restore(kept.keep_from, kept.frame_bytes, kept.finals)
@@ -265,6 +268,8 @@ class SessionStore:
         try:
             session.state = await self.state.create(session_id, session.resume_digest)
             session.state.on_fenced = lambda: self._fenced(session)
+            if session.recording is not None:
+                session.recording.segment(session.state.attempt, {})
         except Exception:
             self.discard(session)
             raise

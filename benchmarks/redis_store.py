@@ -12,7 +12,9 @@ A real redis-server (append-only file, fsync on every write), HAProxy and two `s
   before the kill and the first ack after it, as the client sees them.
 - per live session, N real-time sessions on one instance for T seconds: the instance's
   CPU seconds per session-second with `--store redis` and with sessions in memory
-  (alternated), and Redis's `used_memory` growth per live session.
+  (alternated), redis-server's own CPU per session-second, and Redis's `used_memory`
+  growth per live session (no finals with `--asr none`: the audio since the session
+  began, so it grows with T; a recogniser's finals trim it).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import asyncio
 import functools
 import tempfile
 import time
+from asyncio.subprocess import Process
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -89,10 +93,11 @@ async def kill_gaps(work: Path, kills: int) -> tuple[list[float], list[SessionRe
             await victim.kill()
             before = max(t for t in acks if t <= killed_at)
             await holding([s for s in serves if s is not victim])
+            restarting = asyncio.get_running_loop().create_task(victim.start())  # meanwhile
             reports.append(await asyncio.wait_for(running, 60))
             after = min(t for t in acks if t > killed_at)
             gaps.append((after - before) * 1000)
-            await victim.start()
+            await restarting
     finally:
         await proxy.stop()
         for serve in serves:
@@ -101,40 +106,63 @@ async def kill_gaps(work: Path, kills: int) -> tuple[list[float], list[SessionRe
     return gaps, reports
 
 
-async def live_sessions(
-    work: Path, count: int, seconds: float, shared: bool
-) -> tuple[float, int, int]:
-    """CPU s per session-second of the instance, Redis bytes per live session, frames lost."""
+async def live_sessions(work: Path, count: int, seconds: float, shared: bool) -> Live:
+    """N real-time sessions on one instance, with its sessions in Redis or in memory."""
     redis_port, port = free_ports(2)
-    redis = Redis(redis_port, work / ("redis-live" if shared else "redis-idle"))
-    await redis.start()
-    serve = Serve(port, redis.url if shared else None, OPTIONS)
+    redis = Redis(redis_port, work / "redis-live") if shared else None
+    if redis is not None:
+        await redis.start()
+    serve = Serve(port, redis.url if redis is not None else None, OPTIONS)
     await serve.start()
-    client = aioredis.from_url(redis.url)
+    client = aioredis.from_url(redis.url) if redis is not None else None
     try:
         assert serve.process is not None
-        began_cpu = cpu_seconds(serve.process.pid)
-        began_memory = int((await client.info("memory"))["used_memory"])
+        began = [cpu_seconds(p.pid) for p in processes(serve, redis)]
+        began_memory = await used_memory(client)
         url = f"ws://127.0.0.1:{port}/ws/live-listener"
         sessions = [Session(config(url), tone(440, seconds, realtime=True)) for _ in range(count)]
         loop = asyncio.get_running_loop()
         running = [loop.create_task(s.run()) for s in sessions]
         await asyncio.sleep(seconds * 0.8)
-        held = int((await client.info("memory"))["used_memory"]) - began_memory
+        held = await used_memory(client) - began_memory
         reports = await asyncio.gather(*running)
-        cpu = cpu_seconds(serve.process.pid) - began_cpu
+        cpu = [cpu_seconds(p.pid) - b for p, b in zip(processes(serve, redis), began, strict=True)]
         lost = sum(r.frames_lost for r in reports) + sum(r.outcome != "completed" for r in reports)
-        return cpu / (count * seconds), max(0, held) // count, lost
+        per_session_second = count * seconds
+        return Live(
+            cpu[0] / per_session_second,
+            sum(cpu[1:]) / per_session_second,
+            max(0, held) // count,
+            lost,
+        )
     finally:
-        await client.aclose()
+        if client is not None:
+            await client.aclose()
         await serve.stop()
-        await redis.stop()
+        if redis is not None:
+            await redis.stop()
+
+
+@dataclass
+class Live:
+    serve_cpu: float  # CPU s of the `serve` process per session-second
+    redis_cpu: float  # CPU s of redis-server per session-second (0 in memory)
+    held: int  # Redis bytes per live session
+    lost: int
+
+
+def processes(serve: Serve, redis: Redis | None) -> list[Process]:
+    return [p for p in (serve.process, redis.process if redis else None) if p is not None]
+
+
+async def used_memory(client: aioredis.Redis | None) -> int:
+    return 0 if client is None else int((await client.info("memory"))["used_memory"])
 
 
 async def main(smoke: bool) -> None:
     quiet()
     print(f"machine: {machine()}", flush=True)
-    kills, count, seconds, rounds = (2, 2, 2.0, 1) if smoke else (10, 8, 10.0, 3)
+    kills, count, seconds, rounds = (2, 2, 2.0, 1) if smoke else (10, 8, 8.0, 3)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         gaps, reports = await kill_gaps(work, kills)
@@ -142,22 +170,25 @@ async def main(smoke: bool) -> None:
         resumed = sum(r.resets == 0 and r.resumes >= 1 for r in reports)
         print(f"kill gaps (ms): {[round(g) for g in gaps]}", flush=True)
         redis_cpu: list[float] = []
+        server_cpu: list[float] = []
         memory_cpu: list[float] = []
         held: list[int] = []
         for _ in range(rounds):  # alternated, so drift in the machine hits both alike
-            cpu, per_session, lost_live = await live_sessions(work, count, seconds, shared=True)
-            redis_cpu.append(cpu)
-            held.append(per_session)
-            lost += lost_live
-            cpu, _, lost_live = await live_sessions(work, count, seconds, shared=False)
-            memory_cpu.append(cpu)
-            lost += lost_live
+            live = await live_sessions(work, count, seconds, shared=True)
+            redis_cpu.append(live.serve_cpu)
+            server_cpu.append(live.redis_cpu)
+            held.append(live.held)
+            lost += live.lost
+            live = await live_sessions(work, count, seconds, shared=False)
+            memory_cpu.append(live.serve_cpu)
+            lost += live.lost
     ratio = median(redis_cpu) / median(memory_cpu) if median(memory_cpu) else 0.0
     summary(
         f"kill gap p50 {percentile(gaps, 50):.0f} ms, p95 {percentile(gaps, 95):.0f} ms "
         f"over {len(gaps)} kills, {resumed} sessions resumed, {lost} frames lost; "
         f"CPU per session {median(redis_cpu) * 1000:.1f} ms/s with Redis vs "
-        f"{median(memory_cpu) * 1000:.1f} ms/s in memory = {ratio:.2f}x; "
+        f"{median(memory_cpu) * 1000:.1f} ms/s in memory = {ratio:.2f}x, "
+        f"and redis-server {median(server_cpu) * 1000:.1f} ms/s; "
         f"Redis memory {median(held) / 1024:.0f} KiB per live session "
         f"over {count} sessions"
     )

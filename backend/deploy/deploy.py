@@ -91,10 +91,12 @@ class Serve:
     options: tuple[str, ...] = ()
     process: Process | None = None
     log: Path | None = None
+    record_dir: Path | None = None
 
     async def start(self) -> None:
         argv = [sys.executable, "-m", "pipeline.cli", "serve", "--port", str(self.port)]
         argv += ["--store", self.store] if self.store is not None else []
+        argv += ["--record-dir", str(self.record_dir)] if self.record_dir is not None else []
         argv += self.options
         if self.log is None:
             self.process = await spawn(self.port, 60, *argv)

@@ -3,13 +3,18 @@ trims, and the fencing token that stops a stale owner."""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
+from backend.admission import new_resume_secret
 from backend.deploy.deploy import Redis
 from backend.redis_store import RedisState
 from backend.session_state import StoreUnavailable
+from tests.security.polling import until_true
 
 FRAME = 640
 
@@ -26,9 +31,11 @@ def final(n: int, t1: float) -> dict[str, Any]:
 async def test_frames_are_kept_finals_trim_them_and_a_resume_gets_the_rest(
     redis_server: Redis,
 ) -> None:
+    secret, digest = new_resume_secret()
     first, second = RedisState(redis_server.url, 60), RedisState(redis_server.url, 60)
+    client = aioredis.from_url(redis_server.url)
     try:
-        log = await first.create("talk", "digest-of-secret")
+        log = await first.create("talk", digest)
         sent: list[dict[str, Any]] = []
         for seq in range(100):
             log.frame("mic", seq, pcm(seq))
@@ -37,17 +44,59 @@ async def test_frames_are_kept_finals_trim_them_and_a_resume_gets_the_rest(
             log.frame("mic", seq, pcm(seq))
         await log.settled()
         assert log.persisted("mic") == 109 and [m["text"] for m in sent] == ["f1"]
+        (stream,) = [key async for key in client.scan_iter(match="ll:*:audio:mic")]
+        assert await client.xlen(stream) == 50  # the final's audio is gone from Redis
         # the id alone finds nothing; the resume secret's digest names the keys
         assert await second.resume("talk", "another secret") is None
+        saved = await second.resume("talk", secret)
+        assert saved is not None
+        kept = saved.sources["mic"]
+        assert kept.frames == [(seq, pcm(seq)) for seq in range(60, 110)]
+        assert (kept.next_seq, kept.keep_from, [f["text"] for f in kept.finals]) == (
+            110,
+            60,
+            ["f1"],
+        )
+        await saved.log.end()  # a stop forgets the session at once
+        assert [key async for key in client.scan_iter(match="ll:*")] == []
     finally:
         await log.close()
+        await client.aclose()
         await first.close()
         await second.close()
 
 
-async def test_a_stale_owner_is_fenced_off(redis_server: Redis) -> None:
-    from backend.admission import new_resume_secret
+async def test_every_key_expires_with_the_resume_window(redis_server: Redis) -> None:
+    window = 0.5
+    secret, digest = new_resume_secret()
+    state, client = RedisState(redis_server.url, window), aioredis.from_url(redis_server.url)
+    log = await state.create("talk", digest)
+    for seq in range(10):
+        log.frame("mic", seq, pcm(seq))
+    log.deliver(final(1, t1=0.1), 5, lambda m: None)
+    await log.settled()
+    keys = [key async for key in client.scan_iter(match="ll:*")]
+    assert len(keys) == 3  # meta, the source's audio, the finals
+    for key in keys:
+        assert 0 < await client.pttl(key) <= window * 1000
+    await log.close()  # abandoned: nothing refreshes the keys any more
+    await asyncio.sleep(window)
+    await until_true(lambda: not redis_keys(redis_server), 0.05)
+    assert await state.resume("talk", secret) is None
+    await client.aclose()
+    await state.close()
 
+
+def redis_keys(redis: Redis) -> list[str]:
+    """What the server holds, asked by a separate client (redis-cli, as an operator would)."""
+    out = subprocess.run(
+        ["redis-cli", "-p", str(redis.port), "--scan", "--pattern", "ll:*"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return out.stdout.split()
+
+
+async def test_a_stale_owner_is_fenced_off(redis_server: Redis) -> None:
     secret, digest = new_resume_secret()
     old_state, new_state = RedisState(redis_server.url, 60), RedisState(redis_server.url, 60)
     old = await old_state.create("talk", digest)

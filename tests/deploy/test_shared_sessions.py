@@ -7,18 +7,23 @@ import asyncio
 import signal
 
 import aiohttp
+import numpy as np
 
 from backend.config import BackendConfig
-from pipeline.protocol import Ack
+from pipeline.protocol import Ack, AsrFinal, ServerEvent
 from pipeline.report import SessionReport
 from pipeline.session import Session
 from pipeline.sources import from_samples
+from tests.asr.speech import speech_pcm
 from tests.deploy.conftest import Deployment
+from tests.deploy.one_copy import check_one_transcript, check_recorded_once
 from tests.integration.test_session import chirp, fast
 from tests.security.polling import until_true
 
 TAKEN_OVER = "session taken over by another instance; this copy stops"
 BUSY = "session store unavailable"
+LATE = 2.0  # seconds before Redis is back that a new session begins
+SPOKEN = 14.0  # the first sentences of the bundled recording
 
 
 async def connections(port: int) -> int:
@@ -47,9 +52,9 @@ def check_complete(report: SessionReport, seconds: float, reconnects: int = 1) -
 
 
 async def test_a_killed_instance_s_session_resumes_on_another(two_instances: Deployment) -> None:
-    seconds = 4.0
+    seconds, samples = 4.0, chirp(4.0)
     proxy_url = two_instances.proxy.url
-    session = Session(fast(proxy_url), from_samples(chirp(seconds), realtime=True))
+    session = Session(fast(proxy_url), from_samples(samples, realtime=True))
     running = asyncio.get_running_loop().create_task(session.run())
     owner = await holder(two_instances)
     await asyncio.sleep(seconds / 3)
@@ -57,67 +62,71 @@ async def test_a_killed_instance_s_session_resumes_on_another(two_instances: Dep
     report = await asyncio.wait_for(running, 60)
     check_complete(report, seconds)
     assert report.resumes == 1
+    # what the killed one recorded but never acknowledged, the other recorded again: once
+    check_recorded_once(two_instances.record_dirs, session.ids.session_id, samples.tobytes())
 
 
 async def test_a_frozen_owner_cannot_write_after_another_took_over(
-    two_instances: Deployment,
+    speech_instances: Deployment,
 ) -> None:
-    seconds = 5.0
-    session = Session(fast(two_instances.proxy.url), from_samples(chirp(seconds), realtime=True))
+    deployment, sent = speech_instances, speech_pcm(SPOKEN)
+    samples = np.frombuffer(sent, dtype=np.int16)
+    session = Session(fast(deployment.proxy.url), from_samples(samples, realtime=True))
+    events: list[ServerEvent] = []
+    session.events.subscribe(events.append)
     running = asyncio.get_running_loop().create_task(session.run())
-    old = await holder(two_instances)
-    await asyncio.sleep(1.0)
-    two_instances.serves[old].signal(signal.SIGSTOP)  # half dead: holds the socket, silent
+    old = await holder(deployment)
+    await until_true(lambda: any(isinstance(e, AsrFinal) for e in events), 0.05)
+    deployment.serves[old].signal(signal.SIGSTOP)  # half dead: holds the socket, silent
     new = 1 - old
-    await holder(two_instances, [new])  # the client resumed on the other instance
-    two_instances.serves[old].signal(signal.SIGCONT)  # it wakes up believing it owns it
-    report = await asyncio.wait_for(running, 60)
-    check_complete(report, seconds)
-    log = two_instances.serves[old].log
-    assert log is not None
-    # the stale copy reads what was in its socket, and is refused
-    await until_true(lambda: TAKEN_OVER in log.read_text(), 0.05)
-    assert log.read_text().count(TAKEN_OVER) == 1
-    assert TAKEN_OVER not in (two_instances.serves[new].log or log).read_text()
+    await holder(deployment, [new])  # the client resumed on the other instance
+    deployment.serves[old].signal(signal.SIGCONT)  # it wakes up believing it owns it
+    report = await asyncio.wait_for(running, SPOKEN + 60)
+    check_complete(report, SPOKEN)
+    old_log, new_log = deployment.serves[old].log, deployment.serves[new].log
+    assert old_log is not None and new_log is not None
+    # the stale copy reads what was in its socket, writes it, and the token refuses it
+    await until_true(lambda: TAKEN_OVER in old_log.read_text(), 0.05)
+    assert old_log.read_text().count(TAKEN_OVER) == 1 and TAKEN_OVER not in new_log.read_text()
+    check_recorded_once(deployment.record_dirs, session.ids.session_id, sent)
+    check_one_transcript(report, events)
 
 
 async def test_redis_down_for_ten_seconds_loses_no_acknowledged_frame(
     two_instances: Deployment,
 ) -> None:
-    seconds, outage = 4.0, 10.0
-    session = Session(fast(two_instances.proxy.url), from_samples(chirp(seconds), realtime=True))
+    """Acks stop while Redis is down and a new session is refused as busy; once it is back
+    the instance holding the session dies, and the next one finds every acked frame."""
+    seconds, outage, samples = 16.0, 10.0, chirp(16.0)
+    url, logs = two_instances.proxy.url, [s.log for s in two_instances.serves if s.log]
+    session = Session(fast(url), from_samples(samples, realtime=True))
     phase = ["before"]
     acks: dict[str, list[int]] = {"before": [], "down": [], "settled": [], "after": []}
     session.events.subscribe(lambda e: acks[phase[0]].append(e.seq) if isinstance(e, Ack) else None)
-    running = asyncio.get_running_loop().create_task(session.run())
-    await holder(two_instances)
+    loop = asyncio.get_running_loop()
+    running = loop.create_task(session.run())
+    owner = await holder(two_instances)
     await asyncio.sleep(1.0)
     await two_instances.redis.stop()
     phase[0] = "down"
     await asyncio.sleep(10 * BackendConfig.ack_interval)  # acks of frames already kept
     phase[0] = "settled"
-    await asyncio.sleep(outage - 10 * BackendConfig.ack_interval)
+    await asyncio.sleep(outage - 10 * BackendConfig.ack_interval - LATE)
+    # a session that begins now (ending within its client's stop timeout of the restart)
+    late = Session(fast(url), from_samples(chirp(1.0), realtime=False))
+    late_running = loop.create_task(late.run())
+    await asyncio.sleep(LATE)
+    assert any(BUSY in log.read_text() for log in logs)
+    assert not late_running.done()  # refused as busy: its client keeps trying
     phase[0] = "after"
     await two_instances.redis.start()  # the append-only file brings back every write
-    report = await asyncio.wait_for(running, 60)
-    check_complete(report, seconds, reconnects=0)
-    assert acks["before"] and acks["after"] and acks["settled"] == []  # nothing unkept acked
+    await until_true(lambda: bool(acks["after"]), 0.02)
+    await two_instances.serves[owner].kill()  # only Redis has the session now
+    report, late_report = await asyncio.wait_for(asyncio.gather(running, late_running), 60)
+    check_complete(report, seconds)
+    assert acks["before"] and acks["settled"] == []  # nothing acked that Redis did not hold
     assert max(acks["after"]) == round(seconds * 50) - 1
-
-
-async def test_without_redis_a_new_session_is_refused_as_busy_until_it_is_back(
-    two_instances: Deployment,
-) -> None:
-    seconds = 1.0
-    await two_instances.redis.stop()
-    session = Session(fast(two_instances.proxy.url), from_samples(chirp(seconds), realtime=False))
-    running = asyncio.get_running_loop().create_task(session.run())
-    logs = [serve.log for serve in two_instances.serves if serve.log is not None]
-    await until_true(lambda: any(BUSY in log.read_text() for log in logs), 0.05)
-    assert not running.done()  # refused as busy: the client keeps trying
-    await two_instances.redis.start()
-    report = await asyncio.wait_for(running, 60)
-    assert report.outcome == "completed" and report.frames_lost == 0, report.reason
-    assert report.summary is not None
-    (counts,) = report.summary.json["sources"].values()
-    assert counts["received_s"] == seconds
+    check_recorded_once(two_instances.record_dirs, session.ids.session_id, samples.tobytes())
+    assert late_report.outcome == "completed" and late_report.frames_lost == 0, late_report
+    assert late_report.summary is not None
+    assert late_report.summary.json["sources"]["system"]["received_s"] == 1.0
