@@ -83,8 +83,7 @@ class ClientConnection:
             await asyncio.gather(self.stopping, return_exceptions=True)
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.outgoing.cancel()
+        await asyncio.gather(*self.tasks, *self.outgoing.cancel(), return_exceptions=True)
         session = self.handler.session
         if session is not None and not self.handler.stopped:
             self.store.lost(session, self)

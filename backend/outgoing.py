@@ -38,8 +38,9 @@ class Outgoing:
         if self._writer is not None:
             await self._writer
 
-    async def cancel(self) -> None:
-        """Stop the writer, whatever is still queued."""
-        if self._writer is not None:
-            self._writer.cancel()
-            await asyncio.gather(self._writer, return_exceptions=True)
+    def cancel(self) -> list[asyncio.Task[None]]:
+        """Stop the writer, whatever is still queued; the task to await, if any."""
+        if self._writer is None:
+            return []
+        self._writer.cancel()
+        return [self._writer]

@@ -33,6 +33,7 @@ from backend.session_state import (
     SessionLog,
     StoreUnavailable,
 )
+from pipeline.audio import FRAME_BYTES
 
 RETRY_SECONDS = 0.2  # between attempts while Redis is unreachable
 BATCH_FRAMES = 100  # frames of one source written by one script call
@@ -251,7 +252,7 @@ class RedisState:
             saved = sources[source] = SavedSource(
                 next_seq=int(value),
                 keep_from=int(meta.get("from:" + source, "0")),
-                frame_bytes=int(meta.get("bytes:" + source, "640")),
+                frame_bytes=int(meta.get("bytes:" + source, FRAME_BYTES)),
             )
             entries = cast(
                 list[tuple[bytes, dict[bytes, bytes]]],
@@ -263,7 +264,7 @@ class RedisState:
             final = json.loads(raw)
             source = final["source"]
             if source not in sources:  # a final with no audio kept: nothing to feed again
-                sources[source] = SavedSource(0, 0, 640)
+                sources[source] = SavedSource(0, 0, FRAME_BYTES)
             sources[source].finals.append(final)
         return sources
 

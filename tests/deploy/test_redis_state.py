@@ -10,8 +10,9 @@ import pytest
 from backend.deploy.deploy import Redis
 from backend.redis_store import RedisState
 from backend.session_state import StoreUnavailable
+from pipeline.audio import FRAME_BYTES
 
-FRAME = 640
+FRAME = FRAME_BYTES
 
 
 def pcm(seq: int) -> bytes:
