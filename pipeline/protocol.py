@@ -326,7 +326,8 @@ def _decode_object(body: Mapping[str, Any]) -> ServerEvent:
             next_seq=_seq_map(body, "next_seq"),
             dropped_frames=_opt_int(body, "dropped_frames"),
             resume_token=_opt_secret(body, "resume_token"),
-            recording=_opt_bool(body, "recording"),
+            # informational only: a value of another type is ignored, not the message
+            recording=recording if isinstance(recording := body.get("recording"), bool) else None,
         )
     if kind == "asr_partial":
         return _segment(AsrPartial, body, attempt)

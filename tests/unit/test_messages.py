@@ -177,3 +177,8 @@ def test_the_resume_secret_is_written_out_only_on_the_wire() -> None:
 def test_what_no_server_sends_cannot_be_encoded(event: ServerEvent) -> None:
     with pytest.raises(TypeError):
         to_wire(event)
+
+
+def test_a_recording_flag_of_another_type_is_ignored_not_the_status() -> None:
+    event = decode_event('{"type":"status","state":"warning","message":"m","recording":"no"}')
+    assert event == Status(state="warning", message="m")
