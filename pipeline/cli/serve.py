@@ -18,8 +18,8 @@ from loguru import logger
 
 from backend.asr import ASR_KINDS, DEFAULT_DECODERS
 from backend.config import BackendConfig
-from backend.server import serve
-from pipeline.exit_codes import ExitCode, ExitError
+from backend.server import CannotListen, serve
+from pipeline.cli.exit_codes import ExitCode, ExitError
 
 DEFAULTS = BackendConfig()
 
@@ -294,7 +294,10 @@ def run_serve(args: argparse.Namespace, environ: Mapping[str, str] | None = None
     except ValueError as exc:
         raise ExitError(ExitCode.USAGE, str(exc)) from exc
     _operator_log()
-    serve(config, args.host, args.port, auth=auth)
+    try:
+        serve(config, args.host, args.port, auth=auth)
+    except CannotListen as exc:
+        raise ExitError(ExitCode.BAD_CONFIG, str(exc)) from exc
     return ExitCode.OK
 
 
