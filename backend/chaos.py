@@ -102,7 +102,11 @@ class _Pipe:
         self.open.set()
         self.hold_at_message = False
         self.latency = 0.0
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> _Pipe:
         self.task = asyncio.get_running_loop().create_task(self._write())
+        return self
 
     def put(self, data: bytes, is_message: bool = True, audio: bool = False) -> None:
         release = asyncio.get_running_loop().time() + self.latency
@@ -147,7 +151,8 @@ class _Pipe:
         return held
 
     def abort(self) -> None:
-        self.task.cancel()
+        if self.task is not None:
+            self.task.cancel()
         self.writer.transport.abort()
 
 
@@ -213,11 +218,19 @@ class _Connection:
         self.to_backend = _Pipe(backend[1], stats, self.close, on_audio)
         self.to_client = _Pipe(client[1], stats, self.close)
         self.closed = asyncio.Event()
+        self._readers = (client[0], backend[0])
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> _Connection:
+        """Set both pipes and both pumps going."""
+        self.to_backend.start()
+        self.to_client.start()
         loop = asyncio.get_running_loop()
         self.tasks = [
-            loop.create_task(self._pump_up(client[0])),
-            loop.create_task(self._pump_down(backend[0])),
+            loop.create_task(self._pump_up(self._readers[0])),
+            loop.create_task(self._pump_down(self._readers[1])),
         ]
+        return self
 
     async def _pump_up(self, reader: asyncio.StreamReader) -> None:
         frames = _Frames()
@@ -342,7 +355,7 @@ class ChaosProxy:
             writer.transport.abort()
             return
         self.stats.connections += 1
-        connection = _Connection((reader, writer), backend, self.stats, self._progress.set)
+        connection = _Connection((reader, writer), backend, self.stats, self._progress.set).start()
         if self._now() < self.blackholed_until:
             connection.to_backend.hold(at_message=False)
             connection.to_client.hold(at_message=False)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from pipeline.audio import BYTES_PER_SECOND
 from pipeline.redaction import Secret
 
 BackendProtocol = Literal["0.2", "0.3"]
@@ -64,7 +65,7 @@ class BackendConfig:
     handshake_timeout: float = 10.0
     max_detached: int = 64
     max_detached_bytes: int = 64 * 1024 * 1024
-    max_audio_bytes: int = 32_000  # 1 s of 16 kHz PCM16; our client sends 20 ms (640 bytes)
+    max_audio_bytes: int = BYTES_PER_SECOND  # 1 s; our client sends 20 ms (FRAME_BYTES)
     shutdown_grace: float = 1.5
 
     def __post_init__(self) -> None:

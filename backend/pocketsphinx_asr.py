@@ -21,10 +21,10 @@ from typing import Any
 from pocketsphinx import Endpointer
 
 from backend.asr import Hypothesis
+from pipeline.audio import DEFAULT_FRAME_MS as FRAME_MS
+from pipeline.audio import FRAME_BYTES, SAMPLE_RATE
 
-SAMPLE_RATE = 16_000
-FRAME_SECONDS = 0.02
-FRAME_BYTES = 640  # 20 ms of 16 kHz PCM16: what the Endpointer takes
+FRAME_SECONDS = FRAME_MS / 1000  # FRAME_BYTES (20 ms of 16 kHz PCM16): what the Endpointer takes
 VAD_WINDOW_S = 0.3  # an utterance ends ~this long after speech stops
 VAD_RATIO = 0.9
 PARTIAL_INTERVAL_S = 0.25  # at most 4 partials a second

@@ -33,8 +33,7 @@ from typing import BinaryIO
 from loguru import logger
 
 from backend.record_path import session_dir
-
-SAMPLE_RATE = 16_000
+from pipeline.audio import SAMPLE_RATE
 
 
 class Recording:

@@ -33,6 +33,7 @@ from backend.session_state import (
     SessionLog,
     StoreUnavailable,
 )
+from pipeline.audio import FRAME_BYTES
 
 RETRY_SECONDS = 0.2  # between attempts while Redis is unreachable
 BATCH_FRAMES = 100  # frames of one source written by one script call
@@ -100,7 +101,13 @@ class RedisLog:
         self._append = client.register_script(lease.APPEND)
         self._final = client.register_script(lease.FINAL)
         self._end = client.register_script(lease.END)
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> RedisLog:
+        """Set the writer going: it writes what is handed in until `close`."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
 
     def _push(self, op: _Frame | _Message) -> None:
         if self.fenced:
@@ -194,6 +201,8 @@ class RedisLog:
             await self._end(keys=keys, args=[self._token])
 
     async def close(self) -> None:
+        if self._task is None:
+            return
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -218,7 +227,7 @@ class RedisState:
             await self._create(keys=[keys.meta], args=[digest_, self._ttl])
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
-        return RedisLog(self._client, keys, 1, self._ttl)
+        return RedisLog(self._client, keys, 1, self._ttl).start()
 
     async def resume(self, session_id: str, secret: str) -> Saved | None:
         keys = _Keys(_base(session_id, digest(secret)))
@@ -230,7 +239,7 @@ class RedisState:
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
         persisted = {source: saved.next_seq - 1 for source, saved in sources.items()}
-        log = RedisLog(self._client, keys, int(token), self._ttl, persisted)
+        log = RedisLog(self._client, keys, int(token), self._ttl, persisted).start()
         return Saved(log, sources)
 
     async def _load(self, keys: _Keys) -> dict[str, SavedSource]:
@@ -244,7 +253,7 @@ class RedisState:
             saved = sources[source] = SavedSource(
                 next_seq=int(value),
                 keep_from=int(meta.get("from:" + source, "0")),
-                frame_bytes=int(meta.get("bytes:" + source, "640")),
+                frame_bytes=int(meta.get("bytes:" + source, FRAME_BYTES)),
             )
             entries = cast(
                 list[tuple[bytes, dict[bytes, bytes]]],
@@ -256,7 +265,7 @@ class RedisState:
             final = json.loads(raw)
             source = final["source"]
             if source not in sources:  # a final with no audio kept: nothing to feed again
-                sources[source] = SavedSource(0, 0, 640)
+                sources[source] = SavedSource(0, 0, FRAME_BYTES)
             sources[source].finals.append(final)
         return sources
 

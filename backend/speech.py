@@ -7,10 +7,11 @@ import re
 import wave
 from pathlib import Path
 
+from pipeline.audio import FRAME_BYTES, FRAMES_PER_SECOND
+
 SAMPLES = Path(__file__).resolve().parent / "samples"
 SPEECH_WAV = SAMPLES / "speech.wav"  # 46.8 s of English, 16 kHz mono PCM16
 SPEECH_TXT = SAMPLES / "speech.txt"  # what it says, one sentence a line
-BYTES_PER_SECOND = 32_000
 
 
 def speech_pcm(seconds: float | None = None) -> bytes:
@@ -18,7 +19,7 @@ def speech_pcm(seconds: float | None = None) -> bytes:
     with wave.open(str(SPEECH_WAV), "rb") as wav:
         pcm = wav.readframes(wav.getnframes())
     if seconds is not None:
-        pcm = pcm[: round(seconds * 50) * 640]
+        pcm = pcm[: round(seconds * FRAMES_PER_SECOND) * FRAME_BYTES]
     return pcm
 
 

@@ -22,7 +22,10 @@ from backend.config import BackendConfig
 from backend.handover import hand_over
 from backend.recording import Recording
 from backend.session_state import MemoryLog, MemoryState, Saved, SessionLog, SessionState
-from backend.stream import BYTES_PER_SECOND, SourceStream
+from backend.stream import SourceStream
+from pipeline.audio import BYTES_PER_SECOND
+from pipeline.messages import to_wire
+from pipeline.protocol import Status
 
 Send = Callable[[dict[str, Any]], None]
 
@@ -93,13 +96,11 @@ class BackendSession:
                 pending=pending,
                 # only the legacy v0.2 mode drops; otherwise the connection stops reading
                 drop_when_full=self.config.protocol == "0.2",
-            )
+            ).start()
             if unavailable is not None:
                 self.log.warning("no recogniser for {}: {}", source, unavailable)
                 stream.recognizing = False
-                self._deliver(
-                    {"type": "status", "state": "no_asr_provider", "message": unavailable}
-                )
+                self._deliver(to_wire(Status(state="no_asr_provider", message=unavailable)))
         return stream
 
     def _deliver(self, message: dict[str, Any]) -> None:
@@ -209,10 +210,26 @@ class SessionStore:
         )
         self.sessions: dict[SessionKey, BackendSession] = {}
         self.detached: dict[SessionKey, BackendSession] = {}  # oldest first
-        self.connections = 0  # sockets currently open (the capacity that `max_sessions` caps)
+        self._connections = 0  # sockets open (the capacity that `max_sessions` caps)
         self.expired = 0
         self.evicted = 0  # detached sessions ended early by `max_detached`/`max_detached_bytes`
         self._closing: set[asyncio.Task[None]] = set()
+
+    @property
+    def connections(self) -> int:
+        """Sockets currently open."""
+        return self._connections
+
+    def connect(self, limit: int) -> bool:
+        """Count a new socket in, unless `limit` are open already (then False)."""
+        if self._connections >= limit:
+            return False
+        self._connections += 1
+        return True
+
+    def disconnect(self) -> None:
+        """A socket counted in by `connect` closed."""
+        self._connections -= 1
 
     def _close_later(self, session: BackendSession) -> None:
         task = asyncio.get_running_loop().create_task(session.close())

@@ -34,19 +34,22 @@ from backend.config import BackendConfig
 from backend.decoder_pool import DecoderPool, PocketsphinxRecognizers, PooledRecognizer
 from backend.pocketsphinx_asr import PocketsphinxRecognizer, build_decoder
 from backend.server import running_backend
-from benchmarks.measure import BYTES_PER_SECOND, MB, percentile, rss
+from backend.stream import BATCH_SECONDS
+from benchmarks.measure import MB, percentile, rss
+from pipeline.audio import BYTES_PER_SECOND, FRAME_BYTES, FRAMES_PER_SECOND
 from pipeline.config import SessionConfig
 from pipeline.protocol import Metrics, ServerEvent
 from pipeline.session import Session
 from pipeline.sources import from_samples
 
 SPEECH = Path(__file__).resolve().parent.parent / "backend" / "samples" / "speech.wav"
+BATCH = round(BATCH_SECONDS * BYTES_PER_SECOND)  # bytes: what the backend hands its recogniser
 
 
 def load_speech(seconds: float | None) -> bytes:
     with wave.open(str(SPEECH), "rb") as wav:
         pcm = wav.readframes(wav.getnframes())
-    return pcm if seconds is None else pcm[: round(seconds * 50) * 640]
+    return pcm if seconds is None else pcm[: round(seconds * FRAMES_PER_SECOND) * FRAME_BYTES]
 
 
 # -- baseline: the bare recogniser in this process ---------------------------------
@@ -69,8 +72,8 @@ def bare_recogniser(pcm: bytes) -> Bare:
     recognizer = PocketsphinxRecognizer(lambda: decoder)
     cpu = time.process_time()
     finals = []
-    for offset in range(0, len(pcm), 16_000):  # 0.5 s batches, as the backend sends
-        finals += [h for h in recognizer.process(pcm[offset : offset + 16_000]) if h.final]
+    for offset in range(0, len(pcm), BATCH):  # 0.5 s batches, as the backend sends
+        finals += [h for h in recognizer.process(pcm[offset : offset + BATCH]) if h.final]
     finals += recognizer.finish()
     cpu_rtf = (time.process_time() - cpu) / (len(pcm) / BYTES_PER_SECOND)
     recognizer.close()
@@ -176,8 +179,8 @@ async def decode_on(
     """Feed `pcm` to a recogniser in 0.5 s batches, each call on `executor` (as the backend)."""
     loop = asyncio.get_running_loop()
     recognizer = await loop.run_in_executor(executor, make)
-    for offset in range(0, len(pcm), 16_000):
-        await loop.run_in_executor(executor, recognizer.process, pcm[offset : offset + 16_000])
+    for offset in range(0, len(pcm), BATCH):
+        await loop.run_in_executor(executor, recognizer.process, pcm[offset : offset + BATCH])
     await loop.run_in_executor(executor, recognizer.finish)
     await loop.run_in_executor(executor, recognizer.close)
 
@@ -286,7 +289,7 @@ async def two_streams(pcm: bytes, decoder: object) -> tuple[float, float]:
 def _warm(pool: DecoderPool) -> None:
     """Start the decoder process before measuring (its start is not decoding)."""
     recognizer = PooledRecognizer(pool)
-    recognizer.process(bytes(640))
+    recognizer.process(bytes(FRAME_BYTES))
     recognizer.close()
 
 

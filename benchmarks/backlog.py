@@ -39,9 +39,11 @@ from backend.chaos import ChaosProxy, Fault
 from backend.config import BackendConfig
 from backend.pocketsphinx_asr import PocketsphinxRecognizer, build_decoder
 from backend.server import running_backend
+from backend.stream import BATCH_SECONDS
 from benchmarks.asr_rtf import load_speech
-from benchmarks.measure import BYTES_PER_SECOND, MB, machine, quiet, rss, summary
+from benchmarks.measure import MB, machine, quiet, rss, summary
 from operators.backoff import BackoffPolicy
+from pipeline.audio import BYTES_PER_SECOND, FRAME_BYTES, FRAME_SAMPLES, FRAMES_PER_SECOND
 from pipeline.config import SessionConfig
 from pipeline.protocol import FinalSummary, Metrics, ServerEvent
 from pipeline.session import Session
@@ -49,24 +51,25 @@ from pipeline.sources import from_samples
 from pipeline.status import AudioCounts, StatusEvent, Streaming
 
 LEAD_S = 2.0  # audio streamed before the outage
+BATCH = round(BATCH_SECONDS * BYTES_PER_SECOND)  # bytes: what the backend hands its recogniser
 
 
 def looped_speech(seconds: float) -> bytes:
     pcm = load_speech(None)
-    needed = round(seconds * 50) * 640
+    needed = round(seconds * FRAMES_PER_SECOND) * FRAME_BYTES
     return (pcm * (needed // len(pcm) + 1))[:needed]
 
 
 def bare_wall_per_audio_s(pcm: bytes) -> float:
     """The baseline: one decoder in this process, 0.5 s batches as the backend sends."""
     recognizer = PocketsphinxRecognizer(build_decoder)
-    recognizer.process(pcm[:16_000])  # built before timing
+    recognizer.process(pcm[:BATCH])  # built before timing
     began = time.perf_counter()
-    for offset in range(16_000, len(pcm), 16_000):
-        recognizer.process(pcm[offset : offset + 16_000])
+    for offset in range(BATCH, len(pcm), BATCH):
+        recognizer.process(pcm[offset : offset + BATCH])
     recognizer.finish()
     recognizer.close()
-    return (time.perf_counter() - began) / ((len(pcm) - 16_000) / BYTES_PER_SECOND)
+    return (time.perf_counter() - began) / ((len(pcm) - BATCH) / BYTES_PER_SECOND)
 
 
 class PeakRss:
@@ -137,7 +140,7 @@ async def one_outage(outage_s: float, speed: float) -> Run:
                 marks["backlog"] = session.outbox.held * 0.02
             if isinstance(event, AudioCounts) and "resumed" in marks and "acked" not in marks:
                 counts = event.counts.get("system")
-                if counts is not None and counts.acked == len(samples) // 320:
+                if counts is not None and counts.acked == len(samples) // FRAME_SAMPLES:
                     marks["acked"] = loop.time()
 
         def on_event(event: ServerEvent) -> None:
@@ -158,7 +161,7 @@ async def one_outage(outage_s: float, speed: float) -> Run:
         backlog_s=marks.get("backlog", float("nan")),
         acked_s=marks.get("acked", float("nan")) - resumed,
         current_s=marks.get("current", float("nan")) - resumed,
-        frames=len(samples) // 320,
+        frames=len(samples) // FRAME_SAMPLES,
         acked=counts.acked,
         lost=report.frames_lost,
         unconfirmed=report.frames_unconfirmed,

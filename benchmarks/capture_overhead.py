@@ -42,14 +42,14 @@ import aiohttp
 import numpy as np
 
 from benchmarks.measure import machine, summary
-from pipeline.audio import SAMPLE_RATE, frame_samples
+from pipeline.audio import DEFAULT_FRAME_MS, SAMPLE_RATE, frame_samples
 from pipeline.capture import list_devices, microphone
 from pipeline.config import SessionConfig
 from pipeline.session import Session
 from pipeline.sources import read_wav, wav_file
 from tests.audio.pulse import PulseServer, start_pulse
 
-FRAME_S = 0.02
+FRAME_S = DEFAULT_FRAME_MS / 1000
 Run = Callable[[], Awaitable[tuple[float, float]]]  # -> (CPU seconds, audio seconds sent)
 
 

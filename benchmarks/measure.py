@@ -19,8 +19,9 @@ from typing import TypeVar
 import psutil
 from loguru import logger
 
-BYTES_PER_SECOND = 32_000  # raw 16 kHz mono PCM16
-FRAME_S = 0.02  # the default frame: 20 ms
+from pipeline.audio import DEFAULT_FRAME_MS
+
+FRAME_S = DEFAULT_FRAME_MS / 1000  # the default frame: 20 ms
 MB = 1024 * 1024
 
 _T = TypeVar("_T")

@@ -33,7 +33,6 @@ from reactivex.disposable import Disposable
 
 from backend.server import free_port
 from benchmarks.measure import (
-    BYTES_PER_SECOND,
     FRAME_S,
     MB,
     alternate,
@@ -44,7 +43,13 @@ from benchmarks.measure import (
     spread,
     summary,
 )
-from pipeline.audio import AudioFrame
+from pipeline.audio import (
+    BYTES_PER_SECOND,
+    FRAME_SAMPLES,
+    FRAMES_PER_SECOND,
+    SAMPLE_RATE,
+    AudioFrame,
+)
 from pipeline.config import SessionConfig
 from pipeline.session import Session
 
@@ -54,7 +59,7 @@ BOUND_S = SessionConfig().buffer_seconds
 
 def live_like(seconds: float, speed: float) -> Observable[AudioFrame]:
     """Frames at `speed` x real time, each with its own new sample buffer, never waiting."""
-    pattern = np.random.default_rng(3).integers(-8000, 8000, 16_000, dtype=np.int16)
+    pattern = np.random.default_rng(3).integers(-8000, 8000, SAMPLE_RATE, dtype=np.int16)
     total = round(seconds / FRAME_S)
 
     def subscribe(
@@ -66,8 +71,8 @@ def live_like(seconds: float, speed: float) -> Observable[AudioFrame]:
                 await asyncio.sleep(0.005)
                 due = min(total, int((time.monotonic() - began) * speed / FRAME_S))
                 while seq < due:
-                    at = (seq % 50) * 320
-                    samples = pattern[at : at + 320].copy()
+                    at = (seq % FRAMES_PER_SECOND) * FRAME_SAMPLES
+                    samples = pattern[at : at + FRAME_SAMPLES].copy()
                     observer.on_next(AudioFrame(samples, "system", seq, time.time()))
                     seq += 1
             observer.on_completed()

@@ -44,7 +44,7 @@ from benchmarks.measure import (
 from benchmarks.sink import SinkOptions, SinkProcess
 from benchmarks.throughput import audio_message, frames_of, start_message
 from operators.backoff import BackoffPolicy
-from pipeline.audio import AudioFrame, Samples
+from pipeline.audio import SAMPLE_RATE, AudioFrame, Samples
 from pipeline.config import SessionConfig
 from pipeline.ids import SessionIds
 from pipeline.session import Session
@@ -74,7 +74,7 @@ class Point:
 
 
 def silence(seconds: float) -> Samples:
-    return np.zeros(round(seconds * 16_000), dtype=np.int16)
+    return np.zeros(round(seconds * SAMPLE_RATE), dtype=np.int16)
 
 
 def started(samples: Samples, starts: dict[str, float], key: str) -> Observable[AudioFrame]:

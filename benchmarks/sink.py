@@ -29,11 +29,13 @@ import aiohttp
 from aiohttp import WSMsgType, web
 
 from benchmarks.measure import cpu_seconds, quiet
+from pipeline.messages import encode_event
+from pipeline.protocol import FinalSummary, Status
 
 PATH = "/ws/live-listener"
 _AUDIO = '{"type":"audio"'
 _SEQ = '"seq":'
-_CONNECTED = json.dumps({"type": "status", "state": "connected"})
+_CONNECTED = encode_event(Status(state="connected"))
 
 
 @dataclass
@@ -113,23 +115,22 @@ class Sink:
             if body.get("type") == "start":
                 tally = self.tallies.setdefault(str(body.get("session_id")), _Tally())
                 tally.connections += 1
-                streaming: dict[str, Any] = {"type": "status", "state": "streaming"}
+                streaming = Status(state="streaming")
                 if "ack" in (body.get("capabilities") or ()):
-                    streaming.update(resumed=False, next_seq={})
-                await ws.send_str(json.dumps(streaming))
+                    streaming = Status(state="streaming", resumed=False, next_seq={})
+                await ws.send_str(encode_event(streaming))
             elif body.get("type") == "stop":
                 if last_seq >= 0:
                     await ws.send_str(_ack(source, last_seq))
                 summary = {"session_id": body.get("session_id"), "frames": tally.frames}
-                await ws.send_str(
-                    json.dumps({"type": "final_summary", "markdown": "", "json": summary})
-                )
+                await ws.send_str(encode_event(FinalSummary(json=summary)))
                 await ws.close()
                 break
         return ws
 
 
 def _ack(source: str, seq: int) -> str:
+    """`encode_event(Ack(source=source, seq=seq))`, spelled out: the sink's hot path."""
     return f'{{"type":"ack","source":"{source}","seq":{seq}}}'
 
 

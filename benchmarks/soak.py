@@ -38,7 +38,7 @@ from backend.recording import recorded_pcm
 from backend.server import running_backend
 from benchmarks.measure import machine, quiet, rss, summary
 from operators.backoff import BackoffPolicy
-from pipeline.audio import AudioFrame, Samples, to_int16
+from pipeline.audio import SAMPLE_RATE, AudioFrame, Samples, to_int16
 from pipeline.config import SessionConfig
 from pipeline.report import SessionReport
 from pipeline.session import Session
@@ -57,7 +57,7 @@ Watch = Callable[[Session], Coroutine[Any, Any, None]]
 
 def chirp(seconds: float) -> Samples:
     """A recognisable signal: every frame differs from every other."""
-    t = np.arange(round(seconds * 16_000)) / 16_000
+    t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     return to_int16(0.4 * np.sin(2 * np.pi * (200 + 400 * t) * t))
 
 

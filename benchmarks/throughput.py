@@ -41,7 +41,7 @@ from benchmarks.measure import (
     summary,
 )
 from benchmarks.sink import SinkProcess
-from pipeline.audio import AudioFrame, Samples
+from pipeline.audio import AUDIO_FORMAT, CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, AudioFrame, Samples
 from pipeline.config import SessionConfig
 from pipeline.session import Session
 from pipeline.sources import from_samples
@@ -72,7 +72,7 @@ class Run:
 def noise(seconds: float) -> Samples:
     """Audio whose base64 is as long as any: the encoding cost does not depend on content."""
     rng = np.random.default_rng(7)
-    return rng.integers(-8000, 8000, round(seconds * 16_000), dtype=np.int16)
+    return rng.integers(-8000, 8000, round(seconds * SAMPLE_RATE), dtype=np.int16)
 
 
 def frames_of(samples: Samples) -> list[AudioFrame]:
@@ -89,9 +89,9 @@ def start_message(session_id: str) -> str:
             "session_id": session_id,
             "attempt_id": str(uuid.uuid4()),
             "connection_id": str(uuid.uuid4()),
-            "sample_rate": 16_000,
-            "format": "pcm_s16le",
-            "channels": 1,
+            "sample_rate": SAMPLE_RATE,
+            "format": AUDIO_FORMAT,
+            "channels": CHANNELS,
             "capabilities": ["ack", "resume"],
         }
     )
@@ -191,7 +191,7 @@ async def main(seconds: float, rounds: int) -> None:
     with SinkProcess() as sink:
         url = sink.url
         await bare_aiohttp(url, frames[:500])  # warm up imports, the sink and the sockets
-        await pipeline(url, samples[: 500 * 320])
+        await pipeline(url, samples[: 500 * FRAME_SAMPLES])
         runs = await alternate(
             {
                 "pipeline": lambda: pipeline(url, samples),

@@ -12,7 +12,14 @@ import numpy as np
 import numpy.typing as npt
 
 SAMPLE_RATE = 16_000
+CHANNELS = 1
+AUDIO_FORMAT = "pcm_s16le"  # the wire's only format: PCM16 little-endian
+SAMPLE_BYTES = 2
+BYTES_PER_SECOND = SAMPLE_RATE * CHANNELS * SAMPLE_BYTES  # 32,000
 DEFAULT_FRAME_MS = 20
+FRAMES_PER_SECOND = 1000 // DEFAULT_FRAME_MS  # 50 frames of 20 ms
+FRAME_SAMPLES = SAMPLE_RATE // FRAMES_PER_SECOND  # 320
+FRAME_BYTES = FRAME_SAMPLES * SAMPLE_BYTES  # 640: one 20 ms frame on the wire
 SOURCES = ("system", "mic", "microphone")
 
 Samples = npt.NDArray[np.int16]

@@ -7,7 +7,14 @@ import numpy.typing as npt
 import soxr
 
 from operators.audio import (
+    AUDIO_FORMAT,
+    BYTES_PER_SECOND,
+    CHANNELS,
     DEFAULT_FRAME_MS,
+    FRAME_BYTES,
+    FRAME_SAMPLES,
+    FRAMES_PER_SECOND,
+    SAMPLE_BYTES,
     SAMPLE_RATE,
     SOURCES,
     AudioBlock,
@@ -18,7 +25,14 @@ from operators.audio import (
 )
 
 __all__ = [
+    "AUDIO_FORMAT",
+    "BYTES_PER_SECOND",
+    "CHANNELS",
     "DEFAULT_FRAME_MS",
+    "FRAMES_PER_SECOND",
+    "FRAME_BYTES",
+    "FRAME_SAMPLES",
+    "SAMPLE_BYTES",
     "SAMPLE_RATE",
     "SOURCES",
     "AudioBlock",

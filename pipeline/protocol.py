@@ -14,10 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from pipeline.audio import SOURCES, AudioFrame
+from pipeline.audio import AUDIO_FORMAT, CHANNELS, SAMPLE_RATE, SOURCES, AudioFrame
 from pipeline.redaction import Secret
 
-AUDIO_FORMAT: Final = "pcm_s16le"
 CAPABILITIES: Final = ("ack", "resume")
 BINARY_MAGIC: Final = b"EP"
 BINARY_VERSION: Final = 1
@@ -42,9 +41,9 @@ class Start:
     session_id: str
     attempt_id: str
     connection_id: str
-    sample_rate: int = 16_000
+    sample_rate: int = SAMPLE_RATE
     format: str = AUDIO_FORMAT
-    channels: int = 1
+    channels: int = CHANNELS
     client_features: ClientFeatures = field(default_factory=ClientFeatures)
     capabilities: tuple[str, ...] | None = None
     resume: Mapping[str, int] | None = None
@@ -119,6 +118,7 @@ class Status(ServerEvent):
     next_seq: Mapping[str, int] | None = None
     dropped_frames: int | None = None
     resume_token: Secret | None = None  # v0.3, on a session's first `streaming`
+    recording: bool | None = None  # False on the warning that a source's recording stopped
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -236,6 +236,13 @@ def _opt_secret(body: Mapping[str, Any], key: str) -> Secret | None:
     return Secret(value) if value else None
 
 
+def _opt_bool(body: Mapping[str, Any], key: str) -> bool | None:
+    value = body.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    raise _Invalid(f"{key} must be a boolean")
+
+
 def _opt_num(body: Mapping[str, Any], key: str) -> float | None:
     value = body.get(key)
     if value is None:
@@ -311,17 +318,16 @@ def _decode_object(body: Mapping[str, Any]) -> ServerEvent:
         raise _Invalid("missing type")
     attempt = _opt_str(body, "attempt_id")
     if kind == "status":
-        resumed = body.get("resumed")
-        if resumed is not None and not isinstance(resumed, bool):
-            raise _Invalid("resumed must be a boolean")
         return Status(
             attempt_id=attempt,
             state=_str(body, "state"),
             message=_str(body, "message", ""),
-            resumed=resumed,
+            resumed=_opt_bool(body, "resumed"),
             next_seq=_seq_map(body, "next_seq"),
             dropped_frames=_opt_int(body, "dropped_frames"),
             resume_token=_opt_secret(body, "resume_token"),
+            # informational only: a value of another type is ignored, not the message
+            recording=recording if isinstance(recording := body.get("recording"), bool) else None,
         )
     if kind == "asr_partial":
         return _segment(AsrPartial, body, attempt)

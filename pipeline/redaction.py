@@ -24,15 +24,17 @@ class Secret:
 
     Every Secret registers its value so that :func:`redact` can scrub it from any text,
     wherever it turns up (a log message, an exception from a library, a URL).
+    `scrub=False` skips that, for a value only passed through to the wire (a backend hands
+    out one resume secret per session: registering each would grow without bound).
     """
 
     __slots__ = ("_value",)
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, *, scrub: bool = True) -> None:
         if not value:
             raise ValueError("a secret cannot be empty")
         self._value = value
-        if len(value) >= MIN_SCRUB_LENGTH:
+        if scrub and len(value) >= MIN_SCRUB_LENGTH:
             with _lock:
                 _known.add(value)
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.audio import FRAME_SAMPLES as FRAME
+from pipeline.audio import SAMPLE_RATE as RATE
+
 VOICE = "rms"  # the flite voice pocketsphinx recognises best
-RATE = 16_000
-FRAME = 320  # samples in 20 ms
 LEAD_S, PAUSE_S, TAIL_S = 0.5, 1.2, 1.0
 SENTENCES = (
     "The weather is nice today and we will go for a walk in the park.",

@@ -46,12 +46,20 @@ _amount = _number(int, 0, strict=False)
 def add_serve_options(
     parser: argparse.ArgumentParser, *, refuse_token: type[argparse.Action]
 ) -> None:
-    """The `serve` options, in `--help` order, each with its default from `BackendConfig`.
-
-    Long, but a flat list of declarations without logic: one option per call, so an option
-    is added or changed in one place that reads like the help it prints."""
+    """The `serve` options, group by group, in the order `--help` lists them."""
     add = parser.add_argument
-    d = DEFAULTS
+    _listening_options(add, refuse_token)
+    _session_options(add)
+    _capacity_options(add)
+    _limit_options(add)
+    _pacing_options(add)
+
+
+Add = Callable[..., argparse.Action]
+
+
+def _listening_options(add: Add, refuse_token: type[argparse.Action]) -> None:
+    """Where the backend listens, and who may connect."""
     add(
         "--host",
         default="127.0.0.1",
@@ -71,6 +79,11 @@ def add_serve_options(
         help="serve a non-loopback --host without any authentication (default: refused)",
     )
     add("--token", action=refuse_token, help=argparse.SUPPRESS)
+
+
+def _session_options(add: Add) -> None:
+    """Where sessions are recorded and kept, the protocol and the recogniser."""
+    d = DEFAULTS
     add(
         "--record-dir",
         type=Path,
@@ -111,6 +124,11 @@ def add_serve_options(
         help="how long a v0.3 session that lost its socket is kept for "
         f"resume (default {d.resume_window:g})",
     )
+
+
+def _capacity_options(add: Add) -> None:
+    """How many sockets and kept sessions the backend holds at once."""
+    d = DEFAULTS
     add(
         "--max-sessions",
         type=_count,
@@ -134,6 +152,11 @@ def add_serve_options(
         help="unrecognised audio held by sessions kept for resume; over it the oldest ends "
         f"(default {d.max_detached_bytes})",
     )
+
+
+def _limit_options(add: Add) -> None:
+    """How long a socket may take to begin, and how large its messages may be."""
+    d = DEFAULTS
     add(
         "--start-timeout",
         type=_positive,
@@ -164,6 +187,11 @@ def add_serve_options(
         help="most PCM in one audio message; larger ones are refused "
         f"(default {d.max_audio_bytes}, 1 s)",
     )
+
+
+def _pacing_options(add: Add) -> None:
+    """Queues, message rates and the shutdown grace."""
+    d = DEFAULTS
     add(
         "--queue-seconds",
         type=_positive,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 
 from backend.asr import Hypothesis, Recognizer, RecognizerFactory, close_factory
-
-BYTES_PER_SECOND = 32_000
+from pipeline.audio import BYTES_PER_SECOND
 
 
 class SlowedRecognizer:

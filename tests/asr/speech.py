@@ -4,7 +4,6 @@ with the backend: `backend.speech`)."""
 from __future__ import annotations
 
 from backend.speech import (
-    BYTES_PER_SECOND,
     SAMPLES,
     SPEECH_TXT,
     SPEECH_WAV,
@@ -14,6 +13,7 @@ from backend.speech import (
     word_errors,
     words,
 )
+from pipeline.audio import BYTES_PER_SECOND
 
 __all__ = [
     "BYTES_PER_SECOND",

@@ -10,6 +10,7 @@ from pathlib import Path
 from backend.config import BackendConfig
 from backend.recording import recorded_pcm
 from backend.server import free_port, start_backend
+from pipeline.audio import BYTES_PER_SECOND
 from pipeline.protocol import AsrFinal, ServerEvent
 from pipeline.session import Session
 from pipeline.sources import wav_file
@@ -17,7 +18,7 @@ from tests.asr.speech import SPEECH_WAV, reference_words, speech_pcm, wer, words
 from tests.integration.test_session import fast
 from tests.security.polling import until_true
 
-AUDIO_BYTES = round(46.76 * 32_000)
+AUDIO_BYTES = round(46.76 * BYTES_PER_SECOND)
 
 
 async def test_a_graceful_restart_loses_no_sentence(record_dir: Path) -> None:
@@ -43,7 +44,7 @@ async def test_a_graceful_restart_loses_no_sentence(record_dir: Path) -> None:
     assert report.resets == 1  # the new process never knew the session
     # acknowledged audio was transcribed by the old process; the rest went to the new one
     assert report.summary is not None
-    received_after = report.summary.json["sources"]["system"]["received_s"] * 32_000
+    received_after = report.summary.json["sources"]["system"]["received_s"] * BYTES_PER_SECOND
     assert handed_before + round(received_after) == AUDIO_BYTES
     transcript = list(report.transcript)
     assert transcript[: len(before)] == before  # the old process's finals are kept

@@ -10,6 +10,7 @@ import pytest
 
 from backend.asr import Hypothesis
 from backend.pocketsphinx_asr import PARTIAL_INTERVAL_S, PocketsphinxRecognizer, build_decoder
+from pipeline.audio import FRAME_BYTES
 from tests.asr.speech import (
     BYTES_PER_SECOND,
     SPEECH_TXT,
@@ -19,7 +20,7 @@ from tests.asr.speech import (
     words,
 )
 
-FRAME = 640
+FRAME = FRAME_BYTES
 
 
 class AudioClock:

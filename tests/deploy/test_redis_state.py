@@ -14,9 +14,10 @@ from backend.admission import new_resume_secret
 from backend.deploy.deploy import Redis
 from backend.redis_store import RedisState
 from backend.session_state import StoreUnavailable
+from pipeline.audio import FRAME_BYTES
 from tests.security.polling import until_true
 
-FRAME = 640
+FRAME = FRAME_BYTES
 
 
 def pcm(seq: int) -> bytes:

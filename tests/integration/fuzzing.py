@@ -11,7 +11,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pipeline.audio import SOURCES
+from pipeline.audio import AUDIO_FORMAT, CHANNELS, SAMPLE_RATE, SOURCES
 
 
 @dataclass(frozen=True)
@@ -146,9 +146,9 @@ def server_messages(attempt_id: str) -> st.SearchStrategy[str]:
 
 VALID_START: dict[str, Any] = {
     "type": "start",
-    "sample_rate": 16_000,
-    "format": "pcm_s16le",
-    "channels": 1,
+    "sample_rate": SAMPLE_RATE,
+    "format": AUDIO_FORMAT,
+    "channels": CHANNELS,
     "capabilities": ["ack", "resume"],
 }
 

@@ -11,6 +11,10 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from backend.server import free_port
+from pipeline.messages import to_wire
+from pipeline.protocol import Ack, AsrFinal, ErrorMessage, FinalSummary, Status
+
+CONNECTED = to_wire(Status(state="connected"))
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -38,9 +42,9 @@ async def rejects_format(request: web.Request) -> web.StreamResponse:
     """A v0.2 backend that refuses the audio format of `start`."""
     ws = web.WebSocketResponse()
     await ws.prepare(request)
-    await ws.send_json({"type": "status", "state": "connected"})
+    await ws.send_json(CONNECTED)
     await ws.receive()
-    await ws.send_json({"type": "error", "message": "Unsupported audio format: 48000 Hz"})
+    await ws.send_json(to_wire(ErrorMessage(message="Unsupported audio format: 48000 Hz")))
     await ws.close(code=1000)
     return ws
 
@@ -49,9 +53,9 @@ async def freezes_after_streaming(request: web.Request) -> web.StreamResponse:
     """Accepts the session, then stops reading and writing (a hung process)."""
     ws = web.WebSocketResponse(autoping=True)
     await ws.prepare(request)
-    await ws.send_json({"type": "status", "state": "connected"})
+    await ws.send_json(CONNECTED)
     await ws.receive()
-    await ws.send_json({"type": "status", "state": "streaming"})
+    await ws.send_json(to_wire(Status(state="streaming")))
     await asyncio.sleep(3600)
     return ws
 
@@ -87,14 +91,15 @@ class Scripted:
             raise web.HTTPNotFound()
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        await ws.send_json({"type": "status", "state": "connected"})
+        await ws.send_json(CONNECTED)
         start = await ws.receive_json()
-        streaming: dict[str, object] = {"type": "status", "state": "streaming"}
+        streaming = Status(state="streaming")
         if mode not in ("freeze_v02", "v02"):
             resumed = "resume" in start
             claimed = self.next_seq + (1000 if mode == "next_seq_future" else 0)
-            streaming |= {"resumed": resumed, "next_seq": {"system": claimed} if resumed else {}}
-        await ws.send_json(streaming)
+            next_seq = {"system": claimed} if resumed else {}
+            streaming = Status(state="streaming", resumed=resumed, next_seq=next_seq)
+        await ws.send_json(to_wire(streaming))
         if mode == "flood":
             await self._flood(ws)
         self.read_per_connection.append(0)
@@ -103,9 +108,9 @@ class Scripted:
 
     async def _flood(self, ws: web.WebSocketResponse) -> None:
         for n in range(self.flood):
-            final = {"type": "asr_final", "text": f"word {n}", "t0": n, "t1": n + 0.5}
-            await ws.send_json(final | {"source": "system", "segment_id": f"flood-{n}"})
-        await ws.send_json(final | {"source": "system", "segment_id": f"flood-{n}"})
+            final = AsrFinal(text=f"word {n}", t0=n, t1=n + 0.5, segment_id=f"flood-{n}")
+            await ws.send_json(to_wire(final))
+        await ws.send_json(to_wire(final))
 
     async def _serve(self, ws: web.WebSocketResponse, mode: str) -> None:
         async for msg in ws:
@@ -114,7 +119,7 @@ class Scripted:
                 await asyncio.sleep(3600)  # answers pings (aiohttp does), never the stop
             if body.get("type") == "stop":
                 summary = {"session_id": body["session_id"], "frames": len(self.frames)}
-                await ws.send_json({"type": "final_summary", "markdown": "", "json": summary})
+                await ws.send_json(to_wire(FinalSummary(markdown="", json=summary)))
                 await ws.close(code=1000)
                 return
             seq = body.get("seq", self.next_seq)
@@ -127,8 +132,8 @@ class Scripted:
                 continue  # v0.2: no acks
             if mode in ("restart_after_10", "notice_then_1012") and read >= 10:
                 if mode == "notice_then_1012":
-                    await ws.send_json({"type": "error", "message": "transcoder hiccup"})
+                    await ws.send_json(to_wire(ErrorMessage(message="transcoder hiccup")))
                 await ws.close(code=1012, message=b"restarting")
                 return
             lie = 1000 if mode == "ack_future" else 0
-            await ws.send_json({"type": "ack", "source": "system", "seq": seq + lie})
+            await ws.send_json(to_wire(Ack(source="system", seq=seq + lie)))

@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 
 from pipeline.audio import SOURCES
 from pipeline.ids import SessionIds
-from pipeline.protocol import ErrorMessage, Status, decode_event
+from pipeline.messages import to_wire
+from pipeline.protocol import Ack, ErrorMessage, FinalSummary, Status, decode_event
 from pipeline.session import Session
 from pipeline.sources import from_samples
 from tests.integration import rogue
@@ -77,7 +78,7 @@ class FuzzServer:
     async def _serve(self, ws: web.WebSocketResponse, script: Script) -> None:
         for frame in script.before_connected:
             await send(ws, frame)
-        await reply(ws, {"type": "status", "state": "connected"})
+        await reply(ws, to_wire(Status(state="connected")))
         first = await ws.receive()
         if first.type is not WSMsgType.TEXT:
             return
@@ -85,9 +86,7 @@ class FuzzServer:
         resumed = sid in self.next_seq
         pcm = self.received.setdefault(sid, bytearray())
         next_seq = {"system": self.next_seq.setdefault(sid, 0)}
-        await reply(
-            ws, {"type": "status", "state": "streaming", "resumed": resumed, "next_seq": next_seq}
-        )
+        await reply(ws, to_wire(Status(state="streaming", resumed=resumed, next_seq=next_seq)))
         for frame in script.after_streaming:
             await send(ws, frame)
         async for msg in ws:
@@ -98,9 +97,9 @@ class FuzzServer:
                 if body["seq"] == self.next_seq[sid]:
                     pcm.extend(base64.b64decode(body["data"]))
                     self.next_seq[sid] += 1
-                await reply(ws, {"type": "ack", "source": "system", "seq": self.next_seq[sid] - 1})
+                await reply(ws, to_wire(Ack(source="system", seq=self.next_seq[sid] - 1)))
             elif body["type"] == "stop":
-                await reply(ws, {"type": "final_summary", "markdown": "", "json": {}})
+                await reply(ws, to_wire(FinalSummary()))
                 await ws.close(code=1000)
 
 

@@ -5,8 +5,9 @@ it lets a test assert exactly which finals each client sees."""
 from __future__ import annotations
 
 from backend.asr import Hypothesis
+from pipeline.audio import BYTES_PER_SECOND
 
-SECOND = 32_000
+SECOND = BYTES_PER_SECOND
 
 
 class Labeller:

@@ -7,8 +7,7 @@ import asyncio
 
 import pytest
 
-from backend.admission import digest, may_resume, new_resume_secret
-from backend.app import UNAUTHORIZED
+from backend.admission import UNAUTHORIZED, digest, may_resume, new_resume_secret
 from backend.config import BackendConfig
 from tests.conftest import BackendFactory
 from tests.integration.tracebacks import tracebacks

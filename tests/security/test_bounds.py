@@ -14,9 +14,10 @@ from pathlib import Path
 
 from aiohttp import ClientSession, WSMsgType
 
-from backend.app import NO_START, TOO_MUCH_AUDIO
 from backend.asr import NullRecognizer
 from backend.config import BackendConfig
+from backend.connection import NO_START
+from backend.handler import TOO_MUCH_AUDIO
 from backend.recording import recorded_pcm
 from backend.server import running_backend
 from backend.store import SessionStore

@@ -32,6 +32,7 @@ SHARED_WITH_BACKEND = {
     "pipeline.audio",
     "pipeline.redaction",
     "pipeline.config",
+    "pipeline.messages",
 }
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from backend.recording import Recording, recorded_pcm
+from pipeline.audio import FRAME_BYTES
 
-FRAME = 640
+FRAME = FRAME_BYTES
 
 
 def frame(number: int) -> bytes:

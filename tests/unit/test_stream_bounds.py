@@ -46,7 +46,7 @@ async def stuck_stream(recognizer: Gated, *, drop_when_full: bool) -> SourceStre
         queue_seconds=1.0,  # 50 frames of 20 ms, or 32,000 bytes
         unique_ids=True,
         drop_when_full=drop_when_full,
-    )
+    ).start()
     for seq in range(BATCH):
         stream.accept(FRAME_100MS, seq)
     assert await asyncio.to_thread(recognizer.entered.wait, 5)  # the worker took the batch
