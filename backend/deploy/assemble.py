@@ -13,7 +13,8 @@ import sys
 import wave
 from pathlib import Path
 
-from backend.recording import SAMPLE_RATE, RecordingGap, assemble
+from backend.recording import RecordingGap, assemble
+from pipeline.audio import SAMPLE_RATE
 
 
 def main(argv: list[str] | None = None) -> int:
