@@ -23,7 +23,12 @@ from backend.recording import Recording
 from backend.session_state import StoreUnavailable, session_state
 from backend.store import BackendSession, SessionStore
 from backend.stream import SourceStream
-from pipeline.protocol import AudioPayload, decode_audio_binary, decode_audio_json
+from pipeline.protocol import (
+    BINARY_SEQ_VERSION,
+    AudioPayload,
+    decode_audio_binary,
+    decode_audio_json,
+)
 
 PATH = "/ws/live-listener"
 UNAUTHORIZED = "Unauthorized websocket connection"
@@ -123,6 +128,7 @@ class ClientConnection:
         self.ws, self.store, self.config = ws, store, config
         self.session: BackendSession | None = None
         self.v03 = False
+        self.binary_seq = False  # v0.3 client offered binary audio with seq (we take it)
         self.stopped = False
         self.draining = False  # the backend is shutting down: nothing more is taken
         self.stopping: asyncio.Task[None] | None = None  # flush + summary, while we keep reading
@@ -292,6 +298,7 @@ class ClientConnection:
             and "ack" in capabilities
         )
         wants_resume = self.v03 and "resume" in capabilities  # type: ignore[operator]
+        self.binary_seq = self.v03 and "binary" in capabilities  # type: ignore[operator]
         try:
             opened = await self.store.open_shared(
                 session_id, body.get("resume_token"), wants_resume
@@ -318,6 +325,8 @@ class ClientConnection:
         if self.v03:
             status["resumed"] = resumed
             status["next_seq"] = {s: stream.next_seq for s, stream in session.streams.items()}
+            if self.binary_seq:
+                status["binary"] = BINARY_SEQ_VERSION
             secret = session.hand_out_secret() if session.resumable and not resumed else None
             if secret is not None:
                 status["resume_token"] = secret

@@ -7,7 +7,6 @@ that says why and what to do.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import importlib.util
 import os
@@ -20,6 +19,7 @@ from loguru import logger
 
 from backend.asr import ASR_KINDS
 from backend.serve_command import add_serve_options, run_serve
+from pipeline import event_loop
 from pipeline.capture import NO_DEVICES, list_devices
 from pipeline.config import DEFAULT_URL, SessionConfig
 from pipeline.demo import DemoOptions, run_demo
@@ -335,7 +335,7 @@ def _demo(args: argparse.Namespace) -> int:
         transcript=args.transcript,
         live=False if args.plain else None,
     )
-    return _finish(asyncio.run(run_demo(options)))
+    return _finish(event_loop.run(run_demo(options)))
 
 
 def _sources(args: argparse.Namespace) -> tuple[SourceSpec, ...]:
@@ -375,7 +375,7 @@ def listen_options(args: argparse.Namespace) -> ListenOptions:
 def _listen(args: argparse.Namespace) -> int:
     options = listen_options(args)
     events = options.events
-    return _finish(asyncio.run(listen(options, sys.stderr if events is not None else None)))
+    return _finish(event_loop.run(listen(options, sys.stderr if events is not None else None)))
 
 
 def _devices() -> int:

@@ -34,6 +34,9 @@ from pipeline.audio import (
 )
 from pipeline.flow import current_demand
 
+# Real-time frames leave at most this late, so that the paced sources of many sessions
+# in one process share a timer wake-up (operators.ticker) instead of one each per frame.
+PACE_GRANULARITY_S = 0.002
 _YIELD_EVERY = 32  # frames between yields to the loop when running unpaced
 _ASK_EVERY = 8  # frames between looks at the demand (it bounds a window of hundreds)
 _WIDTHS: dict[int, np.dtype[np.integer]] = {
@@ -118,7 +121,9 @@ def from_samples(
         def due(frame: AudioFrame) -> float:
             return frame.end / speed
 
-        return reactivex.from_iterable(frames).pipe(pace(due, scheduler), _stamp(scheduler))
+        return reactivex.from_iterable(frames).pipe(
+            pace(due, scheduler, granularity=PACE_GRANULARITY_S), _stamp(scheduler)
+        )
     return _on_demand(frames, scheduler)
 
 
