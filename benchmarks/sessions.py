@@ -116,8 +116,12 @@ async def _window(
             captured = t0 + (seq + 1) * FRAME_S
             if opened <= captured < closed:
                 lags.append((arrival - captured) * 1000)
-    if not lags:
-        raise RuntimeError("no frame arrived in the window")
+    if not lags:  # every frame of the window still on its way: lag beyond measuring
+        inf = float("inf")
+        cpu_per_session = cpu / (closed - opened) / n
+        return Point(
+            n=n, p50_ms=inf, p99_ms=inf, max_ms=inf, cpu_per_session=cpu_per_session, frames=0
+        )
     return Point(
         n=n,
         p50_ms=percentile(lags, 50),
