@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import threading
 import weakref
 from collections.abc import Callable
 
@@ -48,6 +49,8 @@ class Ticker:
         self._timer = SerialDisposable()
         self._armed_at: float | None = None  # when the timer fires, if armed
         self._firing = False
+        # a scheduler on threads (TimeoutScheduler) may fire and register concurrently
+        self._lock = threading.RLock()
 
     def now(self) -> float:
         return self.scheduler.to_seconds(self.scheduler.now)
@@ -56,19 +59,20 @@ class Ticker:
         """Run `action` at `due` (scheduler seconds), rounded up to the granularity; an
         action already due runs on the next timer, never inside this call. Returns a
         cancel function."""
-        now = self.now()
-        fire_at = max(now, self._rounded(due))
         entry = _Entry(action)
-        heapq.heappush(self._heap, (fire_at, next(self._order), entry))
 
         def cancel() -> None:
             entry.alive = False
             entry.action = None
 
-        if self._firing:
-            return cancel  # `_fire` arms once for whatever its actions registered
-        if self._armed_at is None or fire_at < self._armed_at - _EPSILON:
-            self._arm(fire_at, now)
+        with self._lock:
+            now = self.now()
+            fire_at = max(now, self._rounded(due))
+            heapq.heappush(self._heap, (fire_at, next(self._order), entry))
+            if self._firing:
+                return cancel  # `_fire` arms once for whatever its actions registered
+            if self._armed_at is None or fire_at < self._armed_at - _EPSILON:
+                self._arm(fire_at, now)
         return cancel
 
     def _rounded(self, due: float) -> float:
@@ -83,25 +87,32 @@ class Ticker:
         )
 
     def _fire(self, _: abc.SchedulerBase, __: object = None) -> None:
-        self._armed_at = None
-        now = self.now()
-        heap = self._heap
-        due: list[_Entry] = []
-        while heap and heap[0][0] <= now + _EPSILON:
-            due.append(heapq.heappop(heap)[2])
-        self._firing = True
-        try:
-            for entry in due:  # in due order; an action may register its next due time
-                if entry.alive and entry.action is not None:
-                    entry.action()
-        finally:
+        with self._lock:
+            self._armed_at = None
+            now = self.now()
+            heap = self._heap
+            due: list[_Entry] = []
+            while heap and heap[0][0] <= now + _EPSILON:
+                due.append(heapq.heappop(heap)[2])
+            self._firing = True
+        failure: Exception | None = None
+        for entry in due:  # in due order; an action may register its next due time
+            action = entry.action
+            if entry.alive and action is not None:
+                try:
+                    action()
+                except Exception as exc:  # one stream's failure must not stop the others
+                    failure = failure or exc
+        with self._lock:
             self._firing = False
-        while heap and not heap[0][2].alive:
-            heapq.heappop(heap)
-        if heap:
-            self._arm(heap[0][0], self.now())
-        else:
-            self._timer.disposable = None  # nothing due: hold no handle
+            while heap and not heap[0][2].alive:
+                heapq.heappop(heap)
+            if heap:
+                self._arm(heap[0][0], self.now())
+            else:
+                self._timer.disposable = None  # nothing due: hold no handle
+        if failure is not None:
+            raise failure  # where a stream's own timer would have raised it
 
 
 def shared_ticker(scheduler: abc.SchedulerBase, granularity: float = 0.0) -> Ticker:

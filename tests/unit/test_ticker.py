@@ -89,3 +89,21 @@ def test_an_earlier_action_rearms_the_timer_and_cancel_removes_one() -> None:
     scheduler.schedule_absolute(1.0, first)
     scheduler.start()
     assert ran == [("chain", 2.0), ("early", 3.0), ("late", 5.0), ("last", 6.0)]
+
+
+def test_a_failing_action_neither_stops_the_others_nor_the_clock() -> None:
+    scheduler = TestScheduler()
+    ticker = Ticker(scheduler)
+    ran: list[tuple[str, float]] = []
+
+    def broken() -> None:
+        raise RuntimeError("a subscriber failed")
+
+    ticker.call_at(1.0, broken)
+    ticker.call_at(1.0, lambda: ran.append(("same tick", scheduler.clock)))
+    ticker.call_at(2.0, lambda: ran.append(("later", scheduler.clock)))
+    with pytest.raises(RuntimeError, match="subscriber failed"):
+        scheduler.advance_to(1.5)
+    scheduler.stop()  # the virtual clock stays "running" after an action raised
+    scheduler.advance_to(3.0)
+    assert ran == [("same tick", 1.0), ("later", 2.0)]
