@@ -18,7 +18,10 @@ from backend.app import CONFIG, PATH, STORE, create_app
 from backend.banner import banner
 from backend.config import BackendConfig
 from backend.store import SessionStore
-from pipeline.exit_codes import ExitCode, ExitError
+
+
+class CannotListen(Exception):
+    """`serve` cannot listen on the address it was given; the message says why, in one line."""
 
 
 @dataclass
@@ -103,7 +106,7 @@ async def _serve(config: BackendConfig, host: str, port: int, auth: str) -> None
     except (OSError, OverflowError) as exc:  # in use, not an address of this machine, no port
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         message = f"cannot listen on {host} port {port}: {reason}"
-        raise ExitError(ExitCode.BAD_CONFIG, message) from exc
+        raise CannotListen(message) from exc
     print(banner(config, backend.url, auth), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -110,6 +110,32 @@ class GaveUp(Exception):
         self.elapsed = elapsed
 
 
+@dataclass
+class _Outage:
+    """The failed attempts of one outage and when it began: what the limits are counted on."""
+
+    policy: BackoffPolicy
+    rng: random.Random
+    attempts: int = 0
+    began: float | None = None
+
+    def reset(self) -> None:
+        self.attempts, self.began = 0, None
+
+    def next(self, error: Exception, floor: float, now: float) -> Retry | GaveUp:
+        """The retry after one more failure, or `GaveUp` when it would pass a limit."""
+        self.attempts += 1
+        self.began = now if self.began is None else self.began
+        elapsed = now - self.began
+        policy = self.policy
+        if policy.max_attempts is not None and self.attempts > policy.max_attempts:
+            return GaveUp(error, self.attempts - 1, elapsed)
+        delay = policy.delay(self.attempts, self.rng, floor)
+        if policy.max_elapsed is not None and elapsed + delay > policy.max_elapsed:
+            return GaveUp(error, self.attempts - 1, elapsed)
+        return Retry(attempt=self.attempts, delay=delay, cause=error)
+
+
 def retry_with_backoff(
     policy: BackoffPolicy,
     classify: Callable[[Exception], Decision] = lambda _: RETRY,
@@ -145,27 +171,21 @@ def retry_with_backoff(
             clock = scheduler or subscribe_scheduler or TimeoutScheduler.singleton()
             current = SerialDisposable()
             timer = SerialDisposable()
-            attempts = 0
-            outage_began: float | None = None
+            outage = _Outage(policy, draw)
             stability_armed = False
             waiting = False  # a resubscription is scheduled after a delay
-
-            def now() -> float:
-                return clock.to_seconds(clock.now)
-
-            def reset(_: abc.SchedulerBase, __: object = None) -> None:
-                nonlocal attempts, outage_began
-                attempts, outage_began = 0, None
 
             def on_next(item: _T) -> None:
                 nonlocal stability_armed
                 if not stability_armed and is_stable(item):
                     stability_armed = True
-                    timer.disposable = clock.schedule_relative(policy.reset_after, reset)
+                    timer.disposable = clock.schedule_relative(
+                        policy.reset_after, lambda *_: outage.reset()
+                    )
                 observer.on_next(item)
 
             def on_error(error: Exception) -> None:
-                nonlocal attempts, outage_began, stability_armed, waiting
+                nonlocal stability_armed, waiting
                 stability_armed = False
                 timer.disposable = None  # a failure before `reset_after` cancels the reset
                 decision = classify(error)
@@ -173,22 +193,16 @@ def retry_with_backoff(
                     observer.on_error(error)
                     return
                 if decision.immediate:
-                    observer.on_next(Retry(attempt=attempts, delay=0.0, cause=error))
+                    observer.on_next(Retry(attempt=outage.attempts, delay=0.0, cause=error))
                     timer.disposable = clock.schedule(resubscribe)
                     return
-                attempts += 1
-                began = outage_began = now() if outage_began is None else outage_began
-                elapsed = now() - began
-                if policy.max_attempts is not None and attempts > policy.max_attempts:
-                    observer.on_error(GaveUp(error, attempts - 1, elapsed))
+                step = outage.next(error, decision.floor, clock.to_seconds(clock.now))
+                if isinstance(step, GaveUp):
+                    observer.on_error(step)
                     return
-                delay = policy.delay(attempts, draw, decision.floor)
-                if policy.max_elapsed is not None and elapsed + delay > policy.max_elapsed:
-                    observer.on_error(GaveUp(error, attempts - 1, elapsed))
-                    return
-                observer.on_next(Retry(attempt=attempts, delay=delay, cause=error))
+                observer.on_next(step)
                 waiting = True
-                timer.disposable = clock.schedule_relative(delay, resubscribe)
+                timer.disposable = clock.schedule_relative(step.delay, resubscribe)
 
             def resubscribe(_: abc.SchedulerBase, __: object = None) -> None:
                 nonlocal waiting

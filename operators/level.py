@@ -20,7 +20,7 @@ from reactivex.disposable import CompositeDisposable
 from reactivex.scheduler import TimeoutScheduler
 from reactivex.scheduler.periodicscheduler import PeriodicScheduler
 
-from pipeline.audio import AudioFrame, Samples
+from operators.audio import AudioFrame, Samples
 
 FULL_SCALE = 32768.0
 SILENCE_DBFS = -120.0  # the floor: digital silence reads as this, never -inf

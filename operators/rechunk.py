@@ -8,7 +8,7 @@ import numpy as np
 import reactivex
 from reactivex import Observable, abc
 
-from pipeline.audio import SAMPLE_RATE, AudioBlock, AudioFrame, check_source, frame_samples
+from operators.audio import SAMPLE_RATE, AudioBlock, AudioFrame, check_source, frame_samples
 
 
 def rechunk(

@@ -123,7 +123,7 @@ def build_report(
         session_id=state.session_id or "",
         outcome=outcome,
         reason=state.failure,
-        failure_kind=errors.FailureKind.named(state.failure_kind),
+        failure_kind=state.failure_kind,
         duration=max(0.0, end - (state.started_at or end)),
         connected_time=state.connected_time,
         downtime=state.downtime,

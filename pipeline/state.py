@@ -11,6 +11,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from pipeline.dropped import BackendDrops
+from pipeline.errors import FailureKind
 from pipeline.outbox import SourceCounts
 from pipeline.status import (
     AudioCounts,
@@ -67,7 +68,7 @@ class AppState:
     protocol: str | None = None
     last_error: str | None = None
     failure: str | None = None
-    failure_kind: str | None = None
+    failure_kind: FailureKind | None = None
     started_at: float | None = None
     ended_at: float | None = None
     streaming_since: float | None = None
@@ -120,8 +121,81 @@ def _end(state: AppState, at: float) -> AppState:
     return replace(state, ended_at=at, retry_at=None, retry_delay=None)
 
 
+def _connecting(state: AppState, cid: str) -> AppState:
+    phase: Phase = (
+        Phase.CONNECTING
+        if state.phase in (Phase.IDLE, Phase.RECONNECTING, Phase.CONNECTING)
+        else state.phase
+    )
+    return replace(state, phase=phase, connection_id=cid, retry_at=None)
+
+
+def _streaming(state: AppState, event: Streaming) -> AppState:
+    """Back up: an outage ends (counted as a reconnect, resumed or reset), retries reset."""
+    at, resumed = event.at, event.resumed
+    reconnected = state.down_since is not None
+    reconnects = state.reconnects
+    if state.down_since is not None:
+        state = replace(state, downtime=state.downtime + (at - state.down_since), down_since=None)
+        reconnects += 1
+    last_resume = state.last_resume
+    resumes, resets = state.resumes, state.resets
+    if reconnected and resumed is not None:
+        last_resume = "resumed" if resumed else "session reset"
+        resumes += bool(resumed)
+        resets += not resumed
+    phase = Phase.FINALIZING if state.stopping else Phase.STREAMING
+    drops = state.backend_drops if resumed else state.backend_drops.new_backend_session()
+    return replace(
+        state,
+        backend_drops=drops,
+        phase=phase,
+        connection_id=event.connection_id,
+        protocol=event.protocol,
+        attempt=0,
+        reconnects=reconnects,
+        retry_at=None,
+        retry_delay=None,
+        streaming_since=at,
+        last_resume=last_resume,
+        resumes=resumes,
+        resets=resets,
+        backend_state=None,
+        backend_message="",
+    )
+
+
+def _reconnecting(state: AppState, event: Reconnecting) -> AppState:
+    """Down: an outage starts when a streaming connection is lost, and a retry is due."""
+    at = event.at
+    was_up = state.streaming_since is not None
+    state = _leave_streaming(state, at)
+    down_since = state.down_since
+    if down_since is None and was_up:
+        down_since = at
+    return replace(
+        state,
+        phase=Phase.RECONNECTING,
+        attempt=event.attempt,
+        retry_delay=event.delay,
+        retry_at=at + event.delay,
+        cause=event.cause,
+        last_error=event.cause,
+        down_since=down_since,
+    )
+
+
+def _backend_status(state: AppState, backend_state: str, message: str) -> AppState:
+    state = replace(state, backend_state=backend_state, backend_message=message)
+    if backend_state == NO_RECOGNIZER:
+        state = replace(state, untranscribed=message or "no speech recogniser")
+    return state
+
+
 def reduce(state: AppState, event: StatusEvent) -> AppState:
-    """The next state. Pure: the same state and event always give the same result."""
+    """The next state. Pure: the same state and event always give the same result.
+
+    One case per event type; the longer ones are reducers of their own above."""
     at = event.at
     # the frequent events (per source several times a second) first, in one copy
     if isinstance(event, AudioCounts):
@@ -137,68 +211,15 @@ def reduce(state: AppState, event: StatusEvent) -> AppState:
                 state, phase=Phase.CONNECTING, session_id=sid, attempt_id=aid, started_at=at
             )
         case Connecting(connection_id=cid):
-            phase: Phase = (
-                Phase.CONNECTING
-                if state.phase in (Phase.IDLE, Phase.RECONNECTING, Phase.CONNECTING)
-                else state.phase
-            )
-            return replace(state, phase=phase, connection_id=cid, retry_at=None)
+            return _connecting(state, cid)
         case Connected(connection_id=cid):
             return replace(state, connection_id=cid)
-        case Streaming(connection_id=cid, protocol=protocol, resumed=resumed):
-            reconnected = state.down_since is not None
-            reconnects = state.reconnects
-            if state.down_since is not None:
-                state = replace(
-                    state, downtime=state.downtime + (at - state.down_since), down_since=None
-                )
-                reconnects += 1
-            last_resume = state.last_resume
-            resumes, resets = state.resumes, state.resets
-            if reconnected and resumed is not None:
-                last_resume = "resumed" if resumed else "session reset"
-                resumes += bool(resumed)
-                resets += not resumed
-            phase = Phase.FINALIZING if state.stopping else Phase.STREAMING
-            drops = state.backend_drops if resumed else state.backend_drops.new_backend_session()
-            return replace(
-                state,
-                backend_drops=drops,
-                phase=phase,
-                connection_id=cid,
-                protocol=protocol,
-                attempt=0,
-                reconnects=reconnects,
-                retry_at=None,
-                retry_delay=None,
-                streaming_since=at,
-                last_resume=last_resume,
-                resumes=resumes,
-                resets=resets,
-                backend_state=None,
-                backend_message="",
-            )
-        case Reconnecting(attempt=attempt, delay=delay, cause=cause):
-            was_up = state.streaming_since is not None
-            state = _leave_streaming(state, at)
-            down_since = state.down_since
-            if down_since is None and was_up:
-                down_since = at
-            return replace(
-                state,
-                phase=Phase.RECONNECTING,
-                attempt=attempt,
-                retry_delay=delay,
-                retry_at=at + delay,
-                cause=cause,
-                last_error=cause,
-                down_since=down_since,
-            )
+        case Streaming():
+            return _streaming(state, event)
+        case Reconnecting():
+            return _reconnecting(state, event)
         case BackendStatus(state=backend_state, message=message):
-            state = replace(state, backend_state=backend_state, backend_message=message)
-            if backend_state == NO_RECOGNIZER:
-                state = replace(state, untranscribed=message or "no speech recogniser")
-            return state
+            return _backend_status(state, backend_state, message)
         case BackendDropped(source=source, total=total):
             return replace(state, backend_drops=state.backend_drops.reported(source, total))
         case Transcribed(text=text, partial=True):

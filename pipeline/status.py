@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pipeline.errors import FailureKind
 from pipeline.outbox import SourceCounts
 
 
@@ -104,4 +105,4 @@ class Stopped(StatusEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Failed(StatusEvent):
     reason: str
-    kind: str
+    kind: FailureKind

@@ -13,8 +13,8 @@ import pytest
 
 from backend.server import free_port
 from pipeline.cli import build_parser
+from pipeline.cli.demo import DemoOptions
 from pipeline.config import SessionConfig
-from pipeline.demo import DemoOptions
 from pipeline.session import Session
 from pipeline.sources import from_samples
 from tests.asr.speech import speech_pcm, words

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import wave
 
-from pipeline.demo import bundled_recording
+from pipeline.cli.demo import bundled_recording
 from tests.asr.speech import SPEECH_TXT, SPEECH_WAV, reference_words, wer, word_errors
 
 

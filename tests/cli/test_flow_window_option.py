@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.cli import build_parser, listen_options
-from pipeline.listen import session_config
+from pipeline.cli.listen import session_config
 from tests.cli.conftest import run_cli
 
 

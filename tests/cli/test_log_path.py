@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.exit_codes import ExitCode
+from pipeline.cli.exit_codes import ExitCode
 from tests.cli.conftest import run_cli
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import build_parser, read_token
-from pipeline.exit_codes import ExitCode, ExitError, failure_line, for_report
-from pipeline.foreground import closing_lines
-from pipeline.listen import SourceSpec, parse_device, parse_source
+from pipeline.cli.exit_codes import ExitCode, ExitError, failure_line, for_report
+from pipeline.cli.foreground import closing_lines
+from pipeline.cli.listen import SourceSpec, parse_device, parse_source
+from pipeline.errors import FailureKind
 from pipeline.outbox import SourceCounts
 from pipeline.protocol import AsrFinal
 from pipeline.report import SessionReport, build_report
@@ -94,7 +95,9 @@ def test_status_lines_name_the_phase_and_what_it_waits_for() -> None:
     assert status_line(state_after(*STREAMING, Finalizing(at=T0 + 9))) == (
         "finishing (protocol v0.3)"
     )
-    failed = state_after(*STREAMING, Failed(at=T0 + 9, reason="unauthorized", kind="x"))
+    failed = state_after(
+        *STREAMING, Failed(at=T0 + 9, reason="unauthorized", kind=FailureKind.ERROR)
+    )
     assert status_line(failed) == "failed: unauthorized"
 
 
@@ -226,7 +229,9 @@ def report_of(*events: StatusEvent, stop_requested: bool = False) -> SessionRepo
     ],
 )
 def test_each_failure_has_its_exit_code(kind: str, code: ExitCode) -> None:
-    report = report_of(*STREAMING, Failed(at=T0 + 9, reason=f"because {kind}", kind=kind))
+    report = report_of(
+        *STREAMING, Failed(at=T0 + 9, reason=f"because {kind}", kind=FailureKind(kind))
+    )
     assert for_report(report) == code
     line = failure_line(report)
     assert line is not None and line.startswith(f"live-listener: because {kind}")

@@ -17,7 +17,7 @@ from aiohttp import ClientSession
 from backend.config import BackendConfig
 from backend.server import free_port
 from pipeline.cli import build_parser, main
-from pipeline.exit_codes import ExitCode
+from pipeline.cli.exit_codes import ExitCode
 from tests.cli.conftest import start_cli
 from tests.integration.fuzzing import valid_start
 from tests.security.test_ownership import messages_until

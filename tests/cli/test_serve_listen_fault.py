@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.exit_codes import ExitCode
+from pipeline.cli.exit_codes import ExitCode
 from tests.cli.conftest import run_cli
 
 

@@ -21,7 +21,7 @@ from backend.recording import recorded_pcm
 from backend.server import running_backend
 from backend.store import SessionStore
 from backend.stream import SourceStream
-from pipeline.exit_codes import ExitCode, for_report
+from pipeline.cli.exit_codes import ExitCode, for_report
 from pipeline.session import Session
 from pipeline.sources import from_samples
 from tests.asr.slowed import SlowedRecognizers

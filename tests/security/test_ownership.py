@@ -16,7 +16,7 @@ from backend.record_path import session_dir
 from backend.recording import recorded_pcm
 from backend.server import running_backend
 from backend.store import SessionStore
-from pipeline.exit_codes import ExitCode, for_report
+from pipeline.cli.exit_codes import ExitCode, for_report
 from pipeline.session import Session
 from pipeline.sources import from_samples
 from tests.integration.fuzzing import valid_start

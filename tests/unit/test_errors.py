@@ -119,7 +119,7 @@ def test_a_kind_is_read_back_from_its_name() -> None:
 
 
 def test_every_failure_kind_has_an_exit_code() -> None:
-    from pipeline.exit_codes import _BY_FAILURE, ExitCode
+    from pipeline.cli.exit_codes import _BY_FAILURE, ExitCode
 
     assert set(_BY_FAILURE) == set(errors.FailureKind)
     assert _BY_FAILURE[errors.FailureKind.ERROR] is ExitCode.ERROR

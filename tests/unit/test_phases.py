@@ -6,6 +6,7 @@ from itertools import accumulate
 
 import pytest
 
+from pipeline.errors import FailureKind
 from pipeline.state import AppState, reduce
 from pipeline.status import (
     AudioCounts,
@@ -95,7 +96,7 @@ def test_a_session_reset_is_labelled_and_later_streaming_keeps_the_last_outcome(
         *START,
         *outage(1.0, "c2", resumed=False, delays=(0.1,)),
         *outage(2.0, "c3", resumed=True, delays=(0.1,)),
-        Failed(at=3.0, reason="bad token", kind="unauthorized"),
+        Failed(at=3.0, reason="bad token", kind=FailureKind.UNAUTHORIZED),
     ]
 
     labels = [s.label for s in phase_spans(states(*events))]

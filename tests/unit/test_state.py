@@ -7,6 +7,7 @@ from functools import reduce as fold
 import reactivex
 from reactivex import operators as ops
 
+from pipeline.errors import FailureKind
 from pipeline.outbox import SourceCounts
 from pipeline.state import AppState, Phase, reduce
 from pipeline.status import (
@@ -111,7 +112,9 @@ def test_initial_connection_failures_are_not_reconnects() -> None:
 
 
 def test_failure_keeps_the_reason() -> None:
-    state = play(START, Failed(at=1.0, reason="unauthorized: bad token", kind="unauthorized"))
+    state = play(
+        START, Failed(at=1.0, reason="unauthorized: bad token", kind=FailureKind.UNAUTHORIZED)
+    )
     assert state.phase is Phase.FAILED
     assert state.failure == "unauthorized: bad token"
     assert state.failure_kind == "unauthorized"

@@ -22,10 +22,10 @@ from reactivex import operators as ops
 from operators.backoff import BackoffPolicy
 from pipeline.audio import AudioFrame
 from pipeline.capture import DeviceSpec, find_device, list_devices, microphone
+from pipeline.cli.exit_codes import ExitCode, ExitError
+from pipeline.cli.foreground import Outcome, run_in_foreground
 from pipeline.config import ProtocolLevel, SessionConfig
 from pipeline.errors import AudioDeviceError
-from pipeline.exit_codes import ExitCode, ExitError
-from pipeline.foreground import Outcome, run_in_foreground
 from pipeline.redaction import Secret
 from pipeline.session import Session
 from pipeline.sources import tone, wav_file

@@ -1,33 +1,38 @@
 """The `live-listener` command: demo, listen, devices, serve.
 
-Exit codes are defined in `pipeline.exit_codes`; a failure prints one line on stderr
+The application layer: it composes the core (`pipeline`), the sinks and the embedded
+backend, and nothing below imports it — `import pipeline` never loads `pipeline.cli`.
+
+Exit codes are defined in `pipeline.cli.exit_codes`; a failure prints one line on stderr
 that says why and what to do.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import importlib.util
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from loguru import logger
 
 from backend.asr import ASR_KINDS
-from backend.serve_command import add_serve_options, run_serve
-from pipeline import event_loop
+from pipeline import __version__, event_loop
 from pipeline.capture import NO_DEVICES, list_devices
+from pipeline.cli.demo import DemoOptions, run_demo
+from pipeline.cli.exit_codes import ExitCode, ExitError, failure_line
+from pipeline.cli.foreground import Outcome
+from pipeline.cli.listen import ListenOptions, SourceSpec, listen, parse_source
+from pipeline.cli.serve import add_serve_options, run_serve
 from pipeline.config import DEFAULT_URL, SessionConfig
-from pipeline.demo import DemoOptions, run_demo
 from pipeline.errors import AudioDeviceError
-from pipeline.exit_codes import ExitCode, ExitError, failure_line
-from pipeline.foreground import Outcome
-from pipeline.listen import ListenOptions, SourceSpec, listen, parse_source
 from pipeline.redaction import Secret
+from sinks.log import log_sink
 
 FLOW_WINDOW_S = SessionConfig.flow_window
 TOKEN_ENV = "LIVE_LISTENER_TOKEN"  # read when --token-env is not given
@@ -44,12 +49,6 @@ ENV_HELP = "environment (a flag given on the command line wins):\n" + "\n".join(
     [f"  {TOKEN_ENV:<26}the token, when --token-env is not given"]
     + [f"  {name:<26}{flag}" for name, flag in ENV_OPTIONS.items()]
 )
-
-
-def _version() -> str:
-    from pipeline import __version__
-
-    return f"live-listener {__version__}"
 
 
 def _speed(text: str) -> float | str:
@@ -117,9 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stream live audio to a speech-recognition backend; survive faults.",
         allow_abbrev=False,
     )
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action="version", version=f"live-listener {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_demo(commands)
+    _add_listen(commands)
+    commands.add_parser("devices", help="list audio input devices", allow_abbrev=False)
+    _add_serve(commands)
+    return parser
 
+
+def _add_demo(commands: argparse._SubParsersAction[_Parser]) -> None:
     demo = commands.add_parser(
         "demo",
         allow_abbrev=False,
@@ -144,8 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_output_flags(demo)
 
+
+def _add_listen(commands: argparse._SubParsersAction[_Parser]) -> None:
     # No abbreviations: `--token VALUE` must be an error, not `--token-env VALUE`.
-    env = os.environ
     listen = commands.add_parser(
         "listen",
         help="stream live audio to a backend",
@@ -153,6 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=ENV_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    env = os.environ
+    _add_backend_options(listen, env)
+    _add_stream_options(listen, env)
+    _add_limit_options(listen, env)
+    _add_timing_options(listen, env)
+    _add_output_flags(listen)
+    if env.get("LIVE_LISTENER_TRANSCRIPT"):
+        listen.set_defaults(transcript=Path(env["LIVE_LISTENER_TRANSCRIPT"]).expanduser())
+
+
+def _add_backend_options(listen: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    """Where the backend is, and the token it wants (never from the command line)."""
     listen.add_argument(
         "--url",
         default=env.get("LIVE_LISTENER_URL") or DEFAULT_URL,
@@ -167,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--ask-token", action="store_true", help="prompt for the token (on a terminal)"
     )
     listen.add_argument("--token", action=_RefuseToken, help=argparse.SUPPRESS)
+
+
+def _add_stream_options(listen: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    """What is streamed, from which device, and how fast."""
     listen.add_argument(
         "--source",
         type=_source,
@@ -195,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="input device: any unique part of its name, or its index (default: the "
         "default input; for system, the monitor of the default output)",
     )
+
+
+def _add_limit_options(listen: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    """The protocol level, and when the session stops or gives up."""
     listen.add_argument(
         "--protocol",
         choices=("auto", "0.2", "0.3"),
@@ -216,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="give up when an outage lasts this long (default: never)",
     )
+
+
+def _add_timing_options(listen: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    """Heartbeat, stop wait, buffering, flow control and TLS verification."""
     listen.add_argument(
         "--heartbeat",
         type=_positive,
@@ -248,14 +279,6 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument(
         "--insecure", action="store_true", help="do not verify the TLS certificate (wss://)"
     )
-    _add_output_flags(listen)
-    if env.get("LIVE_LISTENER_TRANSCRIPT"):
-        listen.set_defaults(transcript=Path(env["LIVE_LISTENER_TRANSCRIPT"]).expanduser())
-
-    commands.add_parser("devices", help="list audio input devices", allow_abbrev=False)
-
-    _add_serve(commands)
-    return parser
 
 
 def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
@@ -335,7 +358,8 @@ def _demo(args: argparse.Namespace) -> int:
         transcript=args.transcript,
         live=False if args.plain else None,
     )
-    return _finish(event_loop.run(run_demo(options)))
+    # the standard loop: the demo's in-process chaos proxy resets every connection on uvloop
+    return _finish(asyncio.run(run_demo(options)))
 
 
 def _sources(args: argparse.Namespace) -> tuple[SourceSpec, ...]:
@@ -417,8 +441,6 @@ def _logs(args: argparse.Namespace) -> None:
     """Library logs stay off the terminal (the live view owns it); --log-json keeps them."""
     logger.remove()
     if getattr(args, "log_json", None) is not None:
-        from sinks.log import log_sink
-
         try:
             log_sink(sys.stderr if str(args.log_json) == "-" else args.log_json)
         except OSError as exc:
@@ -427,7 +449,3 @@ def _logs(args: argparse.Namespace) -> None:
                 f"cannot write the log {args.log_json} ({exc.strerror}); "
                 "pass --log-json with a writable path, or - for stderr",
             ) from exc
-
-
-if __name__ == "__main__":
-    sys.exit(main())

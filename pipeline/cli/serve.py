@@ -18,8 +18,8 @@ from loguru import logger
 
 from backend.asr import ASR_KINDS, DEFAULT_DECODERS
 from backend.config import BackendConfig
-from backend.server import serve
-from pipeline.exit_codes import ExitCode, ExitError
+from backend.server import CannotListen, serve
+from pipeline.cli.exit_codes import ExitCode, ExitError
 
 DEFAULTS = BackendConfig()
 
@@ -46,6 +46,10 @@ _amount = _number(int, 0, strict=False)
 def add_serve_options(
     parser: argparse.ArgumentParser, *, refuse_token: type[argparse.Action]
 ) -> None:
+    """The `serve` options, in `--help` order, each with its default from `BackendConfig`.
+
+    Long, but a flat list of declarations without logic: one option per call, so an option
+    is added or changed in one place that reads like the help it prints."""
     add = parser.add_argument
     d = DEFAULTS
     add(
@@ -262,7 +266,10 @@ def run_serve(args: argparse.Namespace, environ: Mapping[str, str] | None = None
     except ValueError as exc:
         raise ExitError(ExitCode.USAGE, str(exc)) from exc
     _operator_log()
-    serve(config, args.host, args.port, auth=auth)
+    try:
+        serve(config, args.host, args.port, auth=auth)
+    except CannotListen as exc:
+        raise ExitError(ExitCode.BAD_CONFIG, str(exc)) from exc
     return ExitCode.OK
 
 

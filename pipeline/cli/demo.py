@@ -23,9 +23,9 @@ from backend.config import BackendConfig
 from backend.server import running_backend
 from operators.backoff import BackoffPolicy
 from pipeline.audio import AudioFrame
+from pipeline.cli.foreground import Outcome, run_in_foreground
+from pipeline.cli.listen import wav_seconds
 from pipeline.config import SessionConfig
-from pipeline.foreground import Outcome, run_in_foreground
-from pipeline.listen import wav_seconds
 from pipeline.session import Session
 from pipeline.sources import tone, wav_file
 from sinks.console import ConsoleSink

@@ -13,7 +13,7 @@ import contextlib
 import signal
 from dataclasses import dataclass
 
-from pipeline.exit_codes import ExitCode, ExitError, for_report
+from pipeline.cli.exit_codes import ExitCode, ExitError, for_report
 from pipeline.report import SessionReport
 from pipeline.session import Session
 from sinks.console import ConsoleSink
@@ -55,6 +55,19 @@ def streamed(report: SessionReport) -> bool:
     return report.protocol is not None
 
 
+def _open(transcript: TranscriptSink) -> None:
+    """Open the transcript files before the session starts: a path that cannot be written
+    is a configuration error, found before any audio is captured."""
+    try:
+        transcript.open()
+    except OSError as exc:
+        raise ExitError(
+            ExitCode.BAD_CONFIG,
+            f"cannot write the transcript {transcript.paths.markdown} ({exc.strerror}: "
+            f"{exc.filename}); pass --transcript with a writable path",
+        ) from exc
+
+
 async def run_in_foreground(
     session: Session, console: ConsoleSink, transcript: TranscriptSink
 ) -> Outcome:
@@ -76,14 +89,7 @@ async def run_in_foreground(
             console.note("stopping now")
             stopping.append(loop.create_task(session.stop(0)))
 
-    try:
-        transcript.open()
-    except OSError as exc:
-        raise ExitError(
-            ExitCode.BAD_CONFIG,
-            f"cannot write the transcript {transcript.paths.markdown} ({exc.strerror}: "
-            f"{exc.filename}); pass --transcript with a writable path",
-        ) from exc
+    _open(transcript)
     installed = []
     for signum in STOP_SIGNALS:
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform
