@@ -20,6 +20,7 @@ from backend.ticker import ack
 from pipeline.audio import AUDIO_FORMAT, CHANNELS, SAMPLE_RATE
 from pipeline.messages import to_wire
 from pipeline.protocol import (
+    BINARY_SEQ_VERSION,
     AudioPayload,
     ErrorMessage,
     Status,
@@ -42,6 +43,7 @@ class MessageHandler:
         self.config, self.store = connection.config, connection.store
         self.session: BackendSession | None = None
         self.v03 = False
+        self.binary_seq = False  # a v0.3 client offered binary audio with seq (taken)
         self.stopped = False
         self.full_stream: SourceStream | None = None  # its queue is full: stop reading
 
@@ -122,6 +124,7 @@ class MessageHandler:
             and "ack" in capabilities
         )
         wants_resume = self.v03 and "resume" in capabilities  # type: ignore[operator]
+        self.binary_seq = self.v03 and "binary" in capabilities  # type: ignore[operator]
         try:
             return await self.store.open_shared(session_id, body.get("resume_token"), wants_resume)
         except StoreUnavailable as exc:
@@ -139,6 +142,7 @@ class MessageHandler:
             resumed=resumed,
             next_seq={s: stream.next_seq for s, stream in session.streams.items()},
             resume_token=None if secret is None else Secret(secret, scrub=False),
+            binary=BINARY_SEQ_VERSION if self.binary_seq else None,
         )
         return to_wire(status)
 

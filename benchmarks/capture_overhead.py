@@ -7,7 +7,10 @@ alternating, several times each (medians):
                    rechunk) -> Session (outbox, level meter, state) -> aiohttp -> backend
   pipeline (file)  wav_file(realtime=True) -> the same Session: the path without a device
   plain loop       the same audio cut into 20 ms frames, paced with asyncio.sleep and
-                   written by a bare aiohttp loop as JSON audio messages: the baseline
+                   written by a bare aiohttp loop in the framing the session uses (v2
+                   binary frames with seq; JSON with `--json`): the baseline
+
+Every variant runs on one event loop (`--loop`, default uvloop when installed).
 
 The figure is this process's CPU time (every thread, PortAudio's callback thread too)
 over a steady-state window, divided by the seconds of audio captured in it: from the first
@@ -41,7 +44,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from benchmarks.measure import machine, summary
+from benchmarks.measure import add_loop_option, machine, run_on, summary
 from pipeline.audio import DEFAULT_FRAME_MS, SAMPLE_RATE, frame_samples
 from pipeline.capture import list_devices, microphone
 from pipeline.config import SessionConfig
@@ -126,9 +129,9 @@ class Window:
 
 
 async def pipeline_mic(
-    url: str, pulse: PulseServer, wav: Path, seconds: float, startups: list[float]
+    url: str, pulse: PulseServer, wav: Path, seconds: float, startups: list[float], binary: bool
 ) -> tuple[float, float]:
-    session = Session(SessionConfig(url=url), microphone(source="mic"))
+    session = Session(SessionConfig(url=url, binary_seq=binary), microphone(source="mic"))
     window = Window(session, "mic", round(seconds / FRAME_S))
     player = pulse.play(wav)
     running = asyncio.create_task(session.run())
@@ -143,15 +146,16 @@ async def pipeline_mic(
     return window.cpu, window.frames * FRAME_S
 
 
-async def pipeline_file(url: str, wav: Path, seconds: float) -> tuple[float, float]:
-    session = Session(SessionConfig(url=url), wav_file(wav, realtime=True))
+async def pipeline_file(url: str, wav: Path, seconds: float, binary: bool) -> tuple[float, float]:
+    session = Session(SessionConfig(url=url, binary_seq=binary), wav_file(wav, realtime=True))
     window = Window(session, "system", round(seconds / FRAME_S))
     await asyncio.wait_for(session.run(), seconds + 30)
     return window.cpu, window.frames * FRAME_S
 
 
-async def plain_loop(url: str, frames: list[bytes]) -> tuple[float, float]:
-    """The least a client can do: connect, start, write paced frames, stop."""
+async def plain_loop(url: str, frames: list[bytes], binary: bool) -> tuple[float, float]:
+    """The least a client can do: connect, start, write paced frames, stop (it reads the
+    backend's acks only at the end: they wait in the socket)."""
     session_id = str(uuid.uuid4())
     async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
         await _expect(ws, "connected")
@@ -163,6 +167,7 @@ async def plain_loop(url: str, frames: list[bytes]) -> tuple[float, float]:
             "sample_rate": SAMPLE_RATE,
             "format": "pcm_s16le",
             "channels": 1,
+            "capabilities": ["ack", "resume", "binary"] if binary else ["ack", "resume"],
         }
         await ws.send_str(json.dumps(start))
         await _expect(ws, "streaming")
@@ -172,8 +177,12 @@ async def plain_loop(url: str, frames: list[bytes]) -> tuple[float, float]:
             delay = began + (seq + 1) * FRAME_S - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            data = base64.b64encode(pcm).decode()
-            await ws.send_str(json.dumps({"type": "audio", "source": "system", "data": data}))
+            if binary:  # v2: b"EP", version 2, source 0, seq (uint32 BE), PCM16
+                await ws.send_bytes(b"EP\x02\x00" + seq.to_bytes(4, "big") + pcm)
+            else:
+                data = base64.b64encode(pcm).decode()
+                body = {"type": "audio", "source": "system", "seq": seq, "data": data}
+                await ws.send_str(json.dumps(body))
         spent = time.process_time() - cpu
         await ws.send_str(json.dumps({"type": "stop", "session_id": session_id}))
         async for message in ws:
@@ -191,7 +200,7 @@ async def _expect(ws: aiohttp.ClientWebSocketResponse, state: str) -> None:
 
 
 async def measure(
-    seconds: float, repetitions: int, work: Path, startups: list[float]
+    seconds: float, repetitions: int, work: Path, startups: list[float], binary: bool
 ) -> dict[str, list[float]]:
     pulse = start_pulse(work / "pulse")
     os.environ.update(pulse.env)  # before PortAudio loads: it lists devices once
@@ -207,9 +216,9 @@ async def measure(
         size = frame_samples()
         frames = [samples[i : i + size].tobytes() for i in range(0, len(samples) - size + 1, size)]
         runs: dict[str, Run] = {
-            "pipeline (mic)": lambda: pipeline_mic(url, pulse, long_wav, seconds, startups),
-            "pipeline (file)": lambda: pipeline_file(url, file_wav, seconds),
-            "plain loop": lambda: plain_loop(url, frames),
+            "pipeline (mic)": lambda: pipeline_mic(url, pulse, long_wav, seconds, startups, binary),
+            "pipeline (file)": lambda: pipeline_file(url, file_wav, seconds, binary),
+            "plain loop": lambda: plain_loop(url, frames, binary),
         }
         results: dict[str, list[float]] = {name: [] for name in runs}
         names = list(runs)
@@ -235,13 +244,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="audio per run (default 8)")
     parser.add_argument("--repetitions", type=int, default=3, help="runs per variant (default 3)")
     parser.add_argument("--smoke", action="store_true", help="one short run of each variant")
+    parser.add_argument("--json", action="store_true", help="JSON audio in every variant")
+    add_loop_option(parser)
     args = parser.parse_args(argv)
+    framing = "JSON" if args.json else "binary v2"
     seconds, repetitions = (2.0, 1) if args.smoke else (args.seconds, args.repetitions)
     print(f"machine: {machine()}")
-    print(f"capture overhead: {repetitions} x {seconds:.0f} s of real-time audio per variant")
+    print(
+        f"capture overhead: {repetitions} x {seconds:.0f} s of real-time audio per variant, "
+        f"{framing} audio, {args.loop}"
+    )
     startups: list[float] = []
     with tempfile.TemporaryDirectory(prefix="ll-bench-") as work:
-        results = asyncio.run(measure(seconds, repetitions, Path(work), startups))
+        results = run_on(
+            args.loop, measure(seconds, repetitions, Path(work), startups, not args.json)
+        )
     medians = {name: statistics.median(values) for name, values in results.items()}
     baseline = medians["plain loop"]
     print("median CPU seconds per second of audio:")
@@ -255,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     summary(
         f"capture->socket {mic:.4f} CPU s per audio s ({mic * 100:.2f}% of a core), "
         f"{mic / baseline:.2f}x the plain loop ({baseline:.4f}); "
-        f"without the device {file:.4f} ({file / baseline:.2f}x)"
+        f"without the device {file:.4f} ({file / baseline:.2f}x); {framing}, {args.loop}"
     )
     return 0
 

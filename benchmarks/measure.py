@@ -7,19 +7,22 @@ arm alike, and a figure is the median over rounds with its spread beside it.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import os
 import platform
 import resource
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psutil
 from loguru import logger
 
 from pipeline.audio import DEFAULT_FRAME_MS
+from pipeline.event_loop import loop_factory
 
 FRAME_S = DEFAULT_FRAME_MS / 1000  # the default frame: 20 ms
 MB = 1024 * 1024
@@ -110,3 +113,30 @@ class Stopwatch:
 def summary(text: str) -> None:
     """The last line of every benchmark: one line, figures and ratios, parsed by the tests."""
     print(f"summary: {text}", flush=True)
+
+
+def add_loop_option(parser: argparse.ArgumentParser) -> None:
+    """`--loop asyncio|uvloop`: the loop every arm runs on (default: the command line's)."""
+    default = "uvloop" if loop_factory() is not None else "asyncio"
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default=default,
+        help=f"event loop for every arm, baseline included (default here: {default})",
+    )
+
+
+def run_on(loop: str, main: Coroutine[Any, Any, _T]) -> _T:
+    """Run `main` on the named loop (uvloop must be installed: the `fast` extra)."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
+
+
+def loop_name() -> str:
+    """The running loop: `uvloop` or `asyncio` (printed beside every figure)."""
+    return "uvloop" if "uvloop" in type(asyncio.get_running_loop()).__module__ else "asyncio"

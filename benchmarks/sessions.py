@@ -12,9 +12,12 @@ in a steady window (after every session is streaming) count, and the client proc
 CPU time over that window gives CPU per session.
 
 Baseline, alternated with it at every N: N bare aiohttp tasks that sleep until each
-frame's capture time and send it with the same encoding (the floor for this machine).
-After N = 1, 50, 200, 500 a short bisection finds the largest N whose p99 lag stays under
-20 ms (each probe is one run: a noisy neighbour can move it by a step).
+frame's capture time and send it with the same encoding as the sessions (v2 binary frames
+with seq, which the sink offers; JSON with `--json`), on the same event loop (`--loop`).
+After N = 1, 50, 200, 500 a short bisection per arm finds the largest N whose p99 lag stays
+under 20 ms (each probe is one run: a noisy neighbour can move it by a step). The summary
+gives CPU per session as a ratio to the bare senders at N = 50 and 200, and the ratio of
+the two largest N.
 """
 
 from __future__ import annotations
@@ -34,15 +37,18 @@ from reactivex import Observable, abc
 
 from benchmarks.measure import (
     FRAME_S,
+    add_loop_option,
     alternate,
+    loop_name,
     machine,
     percentile,
     quiet,
     raise_fd_limit,
+    run_on,
     summary,
 )
 from benchmarks.sink import SinkOptions, SinkProcess
-from benchmarks.throughput import audio_message, frames_of, start_message
+from benchmarks.throughput import audio_binary, audio_message, frames_of, start_message
 from operators.backoff import BackoffPolicy
 from pipeline.audio import SAMPLE_RATE, AudioFrame, Samples
 from pipeline.config import SessionConfig
@@ -110,8 +116,12 @@ async def _window(
             captured = t0 + (seq + 1) * FRAME_S
             if opened <= captured < closed:
                 lags.append((arrival - captured) * 1000)
-    if not lags:
-        raise RuntimeError("no frame arrived in the window")
+    if not lags:  # every frame of the window still on its way: lag beyond measuring
+        inf = float("inf")
+        cpu_per_session = cpu / (closed - opened) / n
+        return Point(
+            n=n, p50_ms=inf, p99_ms=inf, max_ms=inf, cpu_per_session=cpu_per_session, frames=0
+        )
     return Point(
         n=n,
         p50_ms=percentile(lags, 50),
@@ -122,7 +132,7 @@ async def _window(
     )
 
 
-async def run_sessions(sink: SinkProcess, n: int, window: float) -> Point:
+async def run_sessions(sink: SinkProcess, n: int, window: float, binary: bool = True) -> Point:
     await sink.reset()
     samples = silence(window + SETTLE_S + 10.0)
     starts: dict[str, float] = {}
@@ -136,7 +146,12 @@ async def run_sessions(sink: SinkProcess, n: int, window: float) -> Point:
             if streaming == n:
                 all_streaming.set()
 
-    config = SessionConfig(url=sink.url, backoff=BackoffPolicy(initial=0.1), connect_timeout=30)
+    config = SessionConfig(
+        url=sink.url,
+        backoff=BackoffPolicy(initial=0.1),
+        connect_timeout=30,
+        binary_seq=binary,
+    )
     sessions = []
     for _ in range(n):
         ids = SessionIds.new()
@@ -159,7 +174,7 @@ async def run_sessions(sink: SinkProcess, n: int, window: float) -> Point:
     return point
 
 
-async def run_bare(sink: SinkProcess, n: int, window: float) -> Point:
+async def run_bare(sink: SinkProcess, n: int, window: float, binary: bool = True) -> Point:
     await sink.reset()
     frames = frames_of(silence(window + SETTLE_S + 10.0))
     starts: dict[str, float] = {}
@@ -172,7 +187,7 @@ async def run_bare(sink: SinkProcess, n: int, window: float) -> Point:
         session_id = str(uuid.uuid4())
         async with aiohttp.ClientSession() as http, http.ws_connect(sink.url) as ws:
             await ws.receive_str()  # connected
-            await ws.send_str(start_message(session_id))
+            await ws.send_str(start_message(session_id, binary=binary))
             await ws.receive_str()  # streaming
             streaming += 1
             if streaming == n:
@@ -190,7 +205,10 @@ async def run_bare(sink: SinkProcess, n: int, window: float) -> Point:
                 await asyncio.sleep(origin + (frame.seq + 1) * FRAME_S - loop.time())
                 if stop.is_set():
                     break
-                await ws.send_str(audio_message(frame))
+                if binary:
+                    await ws.send_bytes(audio_binary(frame))
+                else:
+                    await ws.send_str(audio_message(frame))
             await ws.send_str(json.dumps({"type": "stop", "session_id": session_id}))
             await reader
 
@@ -207,49 +225,82 @@ async def run_bare(sink: SinkProcess, n: int, window: float) -> Point:
     return point
 
 
-async def main(counts: list[int], window: float, bisect_steps: int) -> None:
+Arm = Callable[[SinkProcess, int, float, bool], Awaitable[Point]]
+
+
+async def largest_n(
+    sink: SinkProcess, arm: Arm, points: dict[int, Point], window: float, binary: bool, steps: int
+) -> tuple[int, int | None]:
+    """The largest N with p99 lag under the target: from the measured points, then
+    `steps` probes of bisection between the last passing and the first failing N."""
+    passing = [n for n, p in points.items() if p.p99_ms < TARGET_P99_MS]
+    failing = [n for n, p in points.items() if p.p99_ms >= TARGET_P99_MS]
+    low = max(passing, default=0)
+    high = min((n for n in failing if n > low), default=None)
+    for _ in range(steps if high is not None else 0):
+        assert high is not None
+        if high - low <= max(10, low // 10):
+            break
+        middle = (low + high) // 2
+        point = await arm(sink, middle, window, binary)
+        print(point.line("probe " + ("session" if arm is run_sessions else "bare")))
+        if point.p99_ms < TARGET_P99_MS:
+            low = middle
+        else:
+            high = middle
+    return low, high
+
+
+def held(low: int, high: int | None) -> str:
+    return f">= {low}" if high is None else f"{low} (fails at {high})"
+
+
+def ratio(session: Point, bare: Point) -> float:
+    return session.cpu_per_session / bare.cpu_per_session
+
+
+async def main(counts: list[int], window: float, bisect_steps: int, binary: bool) -> None:
     quiet()
     raise_fd_limit(4 * max(counts) + 256)
     print(f"machine: {machine()}")
-    print(f"N = {', '.join(map(str, counts))}; window {window:.0f} s of steady streaming per run")
+    framing = "binary v2" if binary else "JSON"
+    print(
+        f"N = {', '.join(map(str, counts))}; window {window:.0f} s of steady streaming per run; "
+        f"{framing} audio in both arms; {loop_name()}"
+    )
     points: dict[int, Point] = {}
+    bares: dict[int, Point] = {}
     with SinkProcess(SinkOptions(arrivals=True)) as sink:
         for index, n in enumerate(counts):
             arms: dict[str, Callable[[], Awaitable[Point]]] = {
-                "session": lambda n=n: run_sessions(sink, n, window),  # type: ignore[misc]
-                "bare": lambda n=n: run_bare(sink, n, window),  # type: ignore[misc]
+                "session": lambda n=n: run_sessions(sink, n, window, binary),  # type: ignore[misc]
+                "bare": lambda n=n: run_bare(sink, n, window, binary),  # type: ignore[misc]
             }
             if index % 2:  # alternate which arm goes first
                 arms = dict(reversed(list(arms.items())))
             result = await alternate(arms, 1)
-            points[n] = result["session"][0]
+            points[n], bares[n] = result["session"][0], result["bare"][0]
             print(points[n].line("session"))
-            print(result["bare"][0].line("bare"))
-        passing = [n for n, p in points.items() if p.p99_ms < TARGET_P99_MS]
-        failing = [n for n, p in points.items() if p.p99_ms >= TARGET_P99_MS]
-        low = max(passing, default=0)
-        high = min((n for n in failing if n > low), default=None)
-        for _ in range(bisect_steps if high is not None else 0):
-            assert high is not None
-            if high - low <= max(10, low // 10):
-                break
-            middle = (low + high) // 2
-            point = await run_sessions(sink, middle, window)
-            print(point.line("probe"))
-            if point.p99_ms < TARGET_P99_MS:
-                low = middle
-            else:
-                high = middle
-    held = f">= {low}" if high is None else f"{low} (fails at {high})"
-    print(f"target: p99 lag < {TARGET_P99_MS:.0f} ms holds up to N = {held}")
-    biggest = points[max(points)]
+            print(bares[n].line("bare"))
+            print(f"ratio    N={n:4d}  CPU per session {ratio(points[n], bares[n]):.2f}x the bare")
+        low, high = await largest_n(sink, run_sessions, points, window, binary, bisect_steps)
+        bare_low, bare_high = await largest_n(sink, run_bare, bares, window, binary, bisect_steps)
+    print(f"target: p99 lag < {TARGET_P99_MS:.0f} ms holds up to N = {held(low, high)}")
+    print(f"bare:   p99 lag < {TARGET_P99_MS:.0f} ms holds up to N = {held(bare_low, bare_high)}")
+    biggest = max(points)
     single = points[min(points)]
+    cpu = "; ".join(
+        f"CPU per session {points[n].cpu_per_session * 100:.3f}% of a core at N={n} = "
+        f"{ratio(points[n], bares[n]):.2f}x the bare ({bares[n].cpu_per_session * 100:.3f}%)"
+        for n in counts
+        if n > 1
+    )
+    fails = "" if high is None else f" (fails at {high})"
     summary(
-        f"max sessions at p99 lag < {TARGET_P99_MS:.0f} ms: {low}"
-        f"{'' if high is None else f' (fails at {high})'}; "
+        f"max sessions at p99 lag < {TARGET_P99_MS:.0f} ms: {low}{fails}, "
+        f"{low / max(bare_low, 1):.2f}x the bare senders' {held(bare_low, bare_high)}; "
         f"N={single.n} p99 {single.p99_ms:.1f} ms, "
-        f"N={biggest.n} p99 {biggest.p99_ms:.1f} ms; "
-        f"CPU per session {biggest.cpu_per_session * 100:.3f}% of a core at N={biggest.n}"
+        f"N={biggest} p99 {points[biggest].p99_ms:.1f} ms; {cpu}; {framing}, {loop_name()}"
     )
 
 
@@ -257,9 +308,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a few seconds, for the test suite")
     parser.add_argument("--window", type=float, default=3.0, help="seconds measured per run")
-    parser.add_argument("--bisect", type=int, default=3, help="probes to find the largest N")
+    parser.add_argument("--bisect", type=int, default=3, help="probes per arm for the largest N")
+    parser.add_argument("--counts", default="1,50,200,500", help="the N measured in both arms")
+    parser.add_argument("--json", action="store_true", help="JSON audio in both arms")
+    add_loop_option(parser)
     args = parser.parse_args()
     if args.smoke:
-        asyncio.run(main([1, 5], 1.0, 0))
+        run_on(args.loop, main([1, 5], 1.0, 0, not args.json))
     else:
-        asyncio.run(main([1, 50, 200, 500], args.window, args.bisect))
+        counts = [int(n) for n in args.counts.split(",")]
+        run_on(args.loop, main(counts, args.window, args.bisect, not args.json))

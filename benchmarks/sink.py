@@ -2,7 +2,8 @@
 
 It answers `connected`, `streaming` (v0.3 fields, so clients expect acks), acks every
 `ack_every` frames, and on `stop` a last ack and a `final_summary` whose json carries the
-frame count. Audio is counted, not decoded: the seq is read from the text, so the sink
+frame count. Audio is counted, not decoded: the seq is read from the text (or the v2
+binary header, offered to clients that ask with the `binary` capability), so the sink
 costs little and lives on the other core, away from the client being measured.
 
 With `arrivals=True` it also keeps, per session, `(seq, receive time)` of every frame
@@ -30,7 +31,7 @@ from aiohttp import WSMsgType, web
 
 from benchmarks.measure import cpu_seconds, quiet
 from pipeline.messages import encode_event
-from pipeline.protocol import FinalSummary, Status
+from pipeline.protocol import BINARY_SEQ_VERSION, FinalSummary, Status
 
 PATH = "/ws/live-listener"
 _AUDIO = '{"type":"audio"'
@@ -98,11 +99,17 @@ class Sink:
         ack_every = self.options.ack_every
         source, last_seq, unacked = "system", -1, 0
         async for msg in ws:
-            if msg.type is not WSMsgType.TEXT:
+            if msg.type is WSMsgType.BINARY:  # v2 binary audio: the seq is in the header
+                audio = True
+                last_seq = int.from_bytes(msg.data[4:8], "big")
+            elif msg.type is WSMsgType.TEXT:
+                text: str = msg.data
+                audio = text.startswith(_AUDIO)
+                if audio:
+                    last_seq = seq_of(text)
+            else:
                 continue
-            text: str = msg.data
-            if text.startswith(_AUDIO):
-                last_seq = seq_of(text)
+            if audio:
                 tally.frames += 1
                 if arrivals:
                     tally.arrivals.append((last_seq, time.time()))
@@ -115,9 +122,16 @@ class Sink:
             if body.get("type") == "start":
                 tally = self.tallies.setdefault(str(body.get("session_id")), _Tally())
                 tally.connections += 1
+                capabilities = body.get("capabilities") or ()
                 streaming = Status(state="streaming")
-                if "ack" in (body.get("capabilities") or ()):
-                    streaming = Status(state="streaming", resumed=False, next_seq={})
+                if "ack" in capabilities:
+                    streaming = Status(
+                        state="streaming",
+                        resumed=False,
+                        next_seq={},
+                        # v2 binary audio (seq in the header) is welcome
+                        binary=BINARY_SEQ_VERSION if "binary" in capabilities else None,
+                    )
                 await ws.send_str(encode_event(streaming))
             elif body.get("type") == "stop":
                 if last_seq >= 0:

@@ -7,11 +7,13 @@ One 16 kHz stream of 20 ms frames, as fast as it is taken, to a counting sink in
 process (benchmarks/sink.py: acks every 50 frames, so flow control keeps moving). Arms,
 alternated round by round:
 - `pipeline`: a real `Session` with a `realtime=False` source (Rx composition, outbox,
-  demand, JSON framing, aiohttp send, acks read and applied);
+  demand, framing, aiohttp send, acks read and applied);
 - `aiohttp`: a hand-written aiohttp loop doing the same encoding and sends (the floor);
 - `websockets`: the `websockets` library client doing the same (compression off, as aiohttp).
-Each run is timed from opening the socket to the sink's `final_summary`, and the sink's
-frame count must equal what was sent. Figures: median frames/s, x real time (audio seconds
+Every arm uses the framing the session uses: v2 binary frames (the sink offers them), or
+JSON with `--json`; and every arm runs on one loop (`--loop`). Each run is timed from
+opening the socket to the sink's `final_summary`, and the sink's frame count must equal
+what was sent. Figures: median frames/s, x real time (audio seconds
 per wall second), client CPU microseconds per frame, and the ratio pipeline / aiohttp.
 """
 
@@ -33,10 +35,13 @@ import websockets
 from benchmarks.measure import (
     FRAME_S,
     Stopwatch,
+    add_loop_option,
     alternate,
+    loop_name,
     machine,
     median,
     quiet,
+    run_on,
     spread,
     summary,
 )
@@ -46,7 +51,7 @@ from pipeline.config import SessionConfig
 from pipeline.session import Session
 from pipeline.sources import from_samples
 
-TARGET_RATIO = 0.8
+TARGET_RATIO = 0.9
 TARGET_REALTIME = 1000.0
 
 
@@ -82,7 +87,9 @@ def frames_of(samples: Samples) -> list[AudioFrame]:
     return out
 
 
-def start_message(session_id: str) -> str:
+def start_message(session_id: str, *, binary: bool = False) -> str:
+    """A v0.3 `start`; with `binary` it offers the v2 binary audio framing too."""
+    capabilities = ["ack", "resume", "binary"] if binary else ["ack", "resume"]
     return json.dumps(
         {
             "type": "start",
@@ -92,7 +99,7 @@ def start_message(session_id: str) -> str:
             "sample_rate": SAMPLE_RATE,
             "format": AUDIO_FORMAT,
             "channels": CHANNELS,
-            "capabilities": ["ack", "resume"],
+            "capabilities": capabilities,
         }
     )
 
@@ -100,6 +107,11 @@ def start_message(session_id: str) -> str:
 def audio_message(frame: AudioFrame) -> str:
     data = base64.b64encode(frame.samples.tobytes()).decode("ascii")
     return f'{{"type":"audio","source":"{frame.source}","seq":{frame.seq},"data":"{data}"}}'
+
+
+def audio_binary(frame: AudioFrame) -> bytes:
+    """The v2 binary framing by hand: b"EP", 2, source byte 0, seq (uint32 BE), PCM16."""
+    return b"EP\x02\x00" + frame.seq.to_bytes(4, "big") + frame.samples.tobytes()
 
 
 def _checked(summary_json: dict[str, Any], sent: int) -> int:
@@ -112,8 +124,9 @@ def _checked(summary_json: dict[str, Any], sent: int) -> int:
 # -- the arms -----------------------------------------------------------------------
 
 
-async def pipeline(url: str, samples: Samples) -> Run:
-    session = Session(SessionConfig(url=url), from_samples(samples, realtime=False))
+async def pipeline(url: str, samples: Samples, binary: bool = True) -> Run:
+    config = SessionConfig(url=url, binary_seq=binary)
+    session = Session(config, from_samples(samples, realtime=False))
     with Stopwatch() as watch:
         report = await session.run()
     counts = report.audio["system"]
@@ -123,12 +136,12 @@ async def pipeline(url: str, samples: Samples) -> Run:
     return Run(_checked(dict(report.summary.json), counts.sent), watch.wall, watch.cpu)
 
 
-async def bare_aiohttp(url: str, frames: list[AudioFrame]) -> Run:
+async def bare_aiohttp(url: str, frames: list[AudioFrame], binary: bool = True) -> Run:
     session_id = str(uuid.uuid4())
     with Stopwatch() as watch:
         async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
             await _expect(ws.receive_str, "connected")
-            await ws.send_str(start_message(session_id))
+            await ws.send_str(start_message(session_id, binary=binary))
             await _expect(ws.receive_str, "streaming")
 
             async def read() -> dict[str, Any]:
@@ -140,13 +153,16 @@ async def bare_aiohttp(url: str, frames: list[AudioFrame]) -> Run:
 
             reader = asyncio.create_task(read())
             for frame in frames:
-                await ws.send_str(audio_message(frame))
+                if binary:
+                    await ws.send_bytes(audio_binary(frame))
+                else:
+                    await ws.send_str(audio_message(frame))
             await ws.send_str(json.dumps({"type": "stop", "session_id": session_id}))
             done = await reader
     return Run(_checked(done, len(frames)), watch.wall, watch.cpu)
 
 
-async def bare_websockets(url: str, frames: list[AudioFrame]) -> Run:
+async def bare_websockets(url: str, frames: list[AudioFrame], binary: bool = True) -> Run:
     session_id = str(uuid.uuid4())
     with Stopwatch() as watch:
         async with websockets.connect(url, compression=None, max_size=2**22) as ws:
@@ -155,7 +171,7 @@ async def bare_websockets(url: str, frames: list[AudioFrame]) -> Run:
                 return str(await ws.recv())
 
             await _expect(receive, "connected")
-            await ws.send(start_message(session_id))
+            await ws.send(start_message(session_id, binary=binary))
             await _expect(receive, "streaming")
 
             async def read() -> dict[str, Any]:
@@ -167,7 +183,7 @@ async def bare_websockets(url: str, frames: list[AudioFrame]) -> Run:
 
             reader = asyncio.create_task(read())
             for frame in frames:
-                await ws.send(audio_message(frame))
+                await ws.send(audio_binary(frame) if binary else audio_message(frame))
             await ws.send(json.dumps({"type": "stop", "session_id": session_id}))
             done = await reader
     return Run(_checked(done, len(frames)), watch.wall, watch.cpu)
@@ -182,21 +198,25 @@ async def _expect(receive: Callable[[], Awaitable[str]], state: str) -> None:
 # -- the report ---------------------------------------------------------------------
 
 
-async def main(seconds: float, rounds: int) -> None:
+async def main(seconds: float, rounds: int, binary: bool = True) -> None:
     quiet()
     samples = noise(seconds)
     frames = frames_of(samples)
     print(f"machine: {machine()}")
-    print(f"stream: {len(frames)} frames of 20 ms ({seconds:.0f} s of audio), {rounds} rounds")
+    framing = "binary v2" if binary else "JSON"
+    print(
+        f"stream: {len(frames)} frames of 20 ms ({seconds:.0f} s of audio), {rounds} rounds, "
+        f"{framing} audio in every arm, {loop_name()}"
+    )
     with SinkProcess() as sink:
         url = sink.url
         await bare_aiohttp(url, frames[:500])  # warm up imports, the sink and the sockets
         await pipeline(url, samples[: 500 * FRAME_SAMPLES])
         runs = await alternate(
             {
-                "pipeline": lambda: pipeline(url, samples),
-                "aiohttp": lambda: bare_aiohttp(url, frames),
-                "websockets": lambda: bare_websockets(url, frames),
+                "pipeline": lambda: pipeline(url, samples, binary),
+                "aiohttp": lambda: bare_aiohttp(url, frames, binary),
+                "websockets": lambda: bare_websockets(url, frames, binary),
             },
             rounds,
         )
@@ -222,7 +242,8 @@ async def main(seconds: float, rounds: int) -> None:
         f"pipeline {fps['pipeline']:.0f} frames/s = {realtime:.0f}x real time "
         f"({cpu_realtime:.0f}x per CPU second), "
         f"{ratio:.2f}x the aiohttp loop ({fps['aiohttp']:.0f} frames/s), "
-        f"{fps['pipeline'] / fps['websockets']:.2f}x websockets ({fps['websockets']:.0f} frames/s)"
+        f"{fps['pipeline'] / fps['websockets']:.2f}x websockets "
+        f"({fps['websockets']:.0f} frames/s); {framing}, {loop_name()}"
     )
 
 
@@ -231,8 +252,10 @@ if __name__ == "__main__":
     parser.add_argument("--smoke", action="store_true", help="a few seconds, for the test suite")
     parser.add_argument("--seconds", type=float, default=600.0, help="audio per run")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="JSON audio in every arm")
+    add_loop_option(parser)
     args = parser.parse_args()
     if args.smoke:
-        asyncio.run(main(20.0, 1))
+        run_on(args.loop, main(20.0, 1, not args.json))
     else:
-        asyncio.run(main(args.seconds, args.rounds))
+        run_on(args.loop, main(args.seconds, args.rounds, not args.json))

@@ -10,14 +10,51 @@ as `interval` has passed since the last one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import reactivex
 from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, SerialDisposable
+from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 from reactivex.scheduler import TimeoutScheduler
 
 T = TypeVar("T")
+
+
+class Coalescer(Generic[T]):
+    """The state of one coalesced stream: `push` values in, `emit` gets the latest of each
+    burst (see `coalesce`). Usable without an observable where a plain callback feeds it
+    on a hot path (a session's outbox changes several times per frame)."""
+
+    def __init__(
+        self, interval: float, clock: abc.SchedulerBase, emit: Callable[[T], None]
+    ) -> None:
+        self.interval, self.clock, self.emit = interval, clock, emit
+        self.timer = SerialDisposable()
+        self.held: list[T] = []  # the latest value waiting to come out (0 or 1 of them)
+        self.last_at = float("-inf")  # when a value last came out
+
+    def now(self) -> float:
+        return self.clock.to_seconds(self.clock.now)
+
+    def flush(self, _: abc.SchedulerBase | None = None, __: object = None) -> None:
+        if self.held:
+            self.last_at = self.now()
+            self.emit(self.held.pop())
+
+    def push(self, value: T) -> None:
+        held = self.held
+        if held:  # a flush is due already: it will carry this value
+            held[0] = value
+            return
+        held.append(value)
+        wait = self.last_at + self.interval - self.now()
+        if wait > 0:
+            self.timer.disposable = self.clock.schedule_relative(wait, self.flush)
+        else:
+            self.timer.disposable = self.clock.schedule(self.flush)
+
+    def dispose(self) -> None:
+        self.timer.dispose()
 
 
 def coalesce(
@@ -43,38 +80,16 @@ def coalesce(
             observer: abc.ObserverBase[T], sub_scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             clock = scheduler or sub_scheduler or TimeoutScheduler.singleton()
-            timer = SerialDisposable()
-            held: list[T] = []  # the latest value waiting to come out (0 or 1 of them)
-            last_at = float("-inf")  # when a value last came out
-
-            def now() -> float:
-                return clock.to_seconds(clock.now)
-
-            def flush(_: abc.SchedulerBase | None = None, __: object = None) -> None:
-                nonlocal last_at
-                if held:
-                    last_at = now()
-                    observer.on_next(held.pop())
-
-            def on_next(value: T) -> None:
-                pending = bool(held)
-                held[:] = [value]
-                if pending:
-                    return
-                wait = last_at + interval - now()
-                if wait > 0:
-                    timer.disposable = clock.schedule_relative(wait, flush)
-                else:
-                    timer.disposable = clock.schedule(flush)
+            state = Coalescer(interval, clock, observer.on_next)
 
             def on_completed() -> None:
-                flush()
+                state.flush()
                 observer.on_completed()
 
             upstream = source.subscribe(
-                on_next, observer.on_error, on_completed, scheduler=sub_scheduler
+                state.push, observer.on_error, on_completed, scheduler=sub_scheduler
             )
-            return CompositeDisposable(upstream, timer)
+            return CompositeDisposable(upstream, Disposable(state.dispose))
 
         return reactivex.create(subscribe)
 

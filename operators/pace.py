@@ -8,14 +8,19 @@ from typing import TypeVar
 
 import reactivex
 from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, SerialDisposable
+from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler import TimeoutScheduler
+
+from operators.ticker import shared_ticker
 
 _T = TypeVar("_T")
 
 
 def pace(
-    due: Callable[[_T], float], scheduler: abc.SchedulerBase | None = None
+    due: Callable[[_T], float],
+    scheduler: abc.SchedulerBase | None = None,
+    *,
+    granularity: float = 0.0,
 ) -> Callable[[Observable[_T]], Observable[_T]]:
     """Emit each item `due(item)` seconds after subscription, in arrival order.
 
@@ -28,7 +33,9 @@ def pace(
 
     For audio frames `due` is the frame's end time, so frame `n` leaves when a live
     microphone would have finished capturing it. Items already late go at once.
-    Time comes from `scheduler`, so tests run in virtual time.
+    Time comes from `scheduler`, so tests run in virtual time. Every paced stream on a
+    scheduler's clock shares one timer (`operators.ticker`); with `granularity` > 0 items
+    leave at most that late, so streams started at different moments share wake-ups.
     """
 
     def operator(source: Observable[_T]) -> Observable[_T]:
@@ -36,15 +43,17 @@ def pace(
             observer: abc.ObserverBase[_T], subscribe_scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             clock = scheduler or subscribe_scheduler or TimeoutScheduler.singleton()
+            ticker = shared_ticker(clock, granularity)
             start = clock.to_seconds(clock.now)
             queue: deque[_T] = deque()
-            timer = SerialDisposable()
+            cancel: list[Callable[[], None]] = []
             pending = False
             completed = False
 
-            def release(_: abc.SchedulerBase, __: object = None) -> None:
+            def release() -> None:
                 nonlocal pending
                 pending = False
+                cancel.clear()
                 now = clock.to_seconds(clock.now) - start
                 while queue and due(queue[0]) <= now + 1e-9:
                     observer.on_next(queue.popleft())
@@ -58,8 +67,7 @@ def pace(
                 if pending:
                     return
                 pending = True
-                wait = max(0.0, start + due(queue[0]) - clock.to_seconds(clock.now))
-                timer.disposable = clock.schedule_relative(wait, release)
+                cancel.append(ticker.call_at(start + due(queue[0]), release))
 
             def on_next(item: _T) -> None:
                 queue.append(item)
@@ -74,7 +82,13 @@ def pace(
             upstream = source.subscribe(
                 on_next, observer.on_error, on_completed, scheduler=subscribe_scheduler
             )
-            return CompositeDisposable(upstream, timer)
+
+            def dispose() -> None:
+                for undo in cancel:
+                    undo()
+                cancel.clear()
+
+            return CompositeDisposable(upstream, Disposable(dispose))
 
         return reactivex.create(subscribe)
 

@@ -52,6 +52,7 @@ from pipeline.outbox import Outbox
 from pipeline.protocol import (
     decode_event,
     encode_audio_binary,
+    encode_audio_binary_seq,
     encode_audio_json,
     encode_start,
     encode_stop,
@@ -308,6 +309,7 @@ class _Link:
         loop = asyncio.get_running_loop()
         with_seq = self.config.protocol != "0.2"
         binary = self.config.binary
+        binary_seq = self.link.binary_seq
         cork = Cork(ws.get_extra_info("socket"))
         written = 0
         try:
@@ -315,14 +317,18 @@ class _Link:
                 frame = self.link.take(loop.time())
                 if frame is None:
                     cork.release()
-                    await self._do(ws, self.link.idle(loop.time()))
+                    actions = self.link.idle(loop.time())
+                    if actions:  # usually none: no coroutine per idle turn
+                        await self._do(ws, actions)
                     self.wake.clear()
                     await self.wake.wait()
                     continue
                 if self.outbox.unsent:
                     cork.hold()  # a backlog: let the kernel pack it into full segments
                 try:
-                    if binary:
+                    if binary_seq:
+                        await ws.send_bytes(encode_audio_binary_seq(frame))
+                    elif binary:
                         await ws.send_bytes(encode_audio_binary(frame))
                     else:
                         await ws.send_str(encode_audio_json(frame, with_seq=with_seq))
@@ -331,7 +337,9 @@ class _Link:
                     self.outbox.untake(frame)
                     raise
                 written += 1
-                await self._do(ws, self.link.written(loop.time()))
+                actions = self.link.written(loop.time())
+                if actions:
+                    await self._do(ws, actions)
                 if written % _YIELD_EVERY == 0:
                     cork.release()
                     await asyncio.sleep(0)  # let the reader take acks and pongs

@@ -36,7 +36,9 @@ from pipeline.config import SessionConfig
 from pipeline.ids import SessionIds
 from pipeline.outbox import Outbox
 from pipeline.protocol import (
+    BINARY_SEQ_VERSION,
     CAPABILITIES,
+    CORE_CAPABILITIES,
     Ack,
     AsrFinal,
     AsrPartial,
@@ -146,6 +148,9 @@ class LinkProtocol:
         self.state = LinkState.CONNECTING
         self.offered_v03 = config.protocol != "0.2"
         self.protocol: str | None = None  # the version spoken, once `streaming`
+        # offer the v2 binary framing (seq in the header, no base64) unless pinned to v1
+        self.offered_binary = self.offered_v03 and config.binary_seq and not config.binary
+        self.binary_seq = False  # audio goes as v2 binary frames (the backend said so)
         self.summary: FinalSummary | None = None
         self.pending: errors.LiveListenerError | None = None  # wins at the close
         self.barriers = Barriers(outbox.written_marks, outbox.confirm, self.log.warning)
@@ -266,7 +271,9 @@ class LinkProtocol:
             attempt_id=self.ids.attempt_id,
             connection_id=self.connection_id,
             client_features=self.config.client_features,
-            capabilities=CAPABILITIES if self.offered_v03 else None,
+            capabilities=(CAPABILITIES if self.offered_binary else CORE_CAPABILITIES)
+            if self.offered_v03
+            else None,
             resume=resume or None,
             # every reconnection is a resume, even with nothing in flight to resend
             resume_token=self.memo.resume_token if self.offered_v03 else None,
@@ -281,6 +288,7 @@ class LinkProtocol:
                 if violation is not None:
                     return [violation]
         self.protocol = "0.3" if v03 else "0.2"
+        self.binary_seq = v03 and self.offered_binary and status.binary == BINARY_SEQ_VERSION
         self.state = LinkState.STREAMING
         if self.config.protocol == "0.3" and not v03:
             self.log.warning("the backend speaks only v0.2: no acks, no resume")
@@ -295,8 +303,9 @@ class LinkProtocol:
         self.memo.streamed = True
         self.memo.refreshes_left = 1
         self.log.info(
-            "streaming (protocol {}, {})",
+            "streaming (protocol {}, {} audio, {})",
             self.protocol,
+            "binary" if self.binary_seq else ("binary v1" if self.config.binary else "JSON"),
             "first connection" if first else ("resumed" if resumed else "session reset"),
         )
         streaming = Streaming(

@@ -56,6 +56,7 @@ def _status(event: Status) -> dict[str, Any]:
         resume_token=token,
         dropped_frames=event.dropped_frames,
         recording=event.recording,
+        binary=event.binary,
     )
 
 

@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import math
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -17,10 +18,14 @@ from typing import Any, Final
 from pipeline.audio import AUDIO_FORMAT, CHANNELS, SAMPLE_RATE, SOURCES, AudioFrame
 from pipeline.redaction import Secret
 
-CAPABILITIES: Final = ("ack", "resume")
+CORE_CAPABILITIES: Final = ("ack", "resume")
+CAPABILITIES: Final = (*CORE_CAPABILITIES, "binary")  # what a v0.3 client offers by default
 BINARY_MAGIC: Final = b"EP"
 BINARY_VERSION: Final = 1
+BINARY_SEQ_VERSION: Final = 2  # v0.3: the header carries the frame's seq
 BINARY_SOURCE_CODES: Final = {"system": 0, "mic": 1, "microphone": 1}
+_BINARY_SEQ_HEADER: Final = struct.Struct(">2sBBI")  # b"EP", 2, source byte, seq (uint32 BE)
+_SOURCE_OF_CODE: Final = ("system", "mic")
 
 # ---------------------------------------------------------------------------------------
 # Client -> backend
@@ -99,6 +104,13 @@ def encode_audio_binary(frame: AudioFrame) -> bytes:
     return BINARY_MAGIC + bytes((BINARY_VERSION, BINARY_SOURCE_CODES[frame.source])) + frame.pcm
 
 
+def encode_audio_binary_seq(frame: AudioFrame) -> bytes:
+    """The v2 binary framing (v0.3, when `streaming` says `"binary": 2`): b"EP", version 2,
+    source byte, seq as uint32 big-endian, then PCM16 LE — JSON audio without base64."""
+    code = BINARY_SOURCE_CODES[frame.source]
+    return _BINARY_SEQ_HEADER.pack(BINARY_MAGIC, BINARY_SEQ_VERSION, code, frame.seq) + frame.pcm
+
+
 # ---------------------------------------------------------------------------------------
 # Backend -> client
 
@@ -119,6 +131,7 @@ class Status(ServerEvent):
     dropped_frames: int | None = None
     resume_token: Secret | None = None  # v0.3, on a session's first `streaming`
     recording: bool | None = None  # False on the warning that a source's recording stopped
+    binary: int | None = None  # v0.3: the binary audio framing the backend takes (2)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -328,6 +341,7 @@ def _decode_object(body: Mapping[str, Any]) -> ServerEvent:
             resume_token=_opt_secret(body, "resume_token"),
             # informational only: a value of another type is ignored, not the message
             recording=recording if isinstance(recording := body.get("recording"), bool) else None,
+            binary=_opt_int(body, "binary"),
         )
     if kind == "asr_partial":
         return _segment(AsrPartial, body, attempt)
@@ -408,13 +422,24 @@ def decode_audio_json(body: Mapping[str, Any]) -> AudioPayload:
 
 
 def decode_audio_binary(data: bytes) -> AudioPayload:
-    """Binary audio: the v1 header (b"EP", 1, source byte) or raw PCM16 of `system`."""
-    if data[:2] == BINARY_MAGIC and len(data) >= 4 and data[2] == BINARY_VERSION:
+    """Binary audio: the v2 header (b"EP", 2, source byte, uint32 BE seq), the v1 header
+    (b"EP", 1, source byte) or raw PCM16 of `system`."""
+    seq: int | None = None
+    if (
+        data[:2] == BINARY_MAGIC
+        and len(data) >= 4
+        and data[2] in (BINARY_VERSION, BINARY_SEQ_VERSION)
+    ):
         if data[3] not in (0, 1):
             raise ValueError(f"unknown source byte {data[3]}")
-        source, pcm = ("system" if data[3] == 0 else "mic"), data[4:]
+        source, pcm = _SOURCE_OF_CODE[data[3]], data[4:]
+        if data[2] == BINARY_SEQ_VERSION:
+            if len(data) < _BINARY_SEQ_HEADER.size:
+                raise ValueError("binary audio header too short for its seq")
+            seq = _BINARY_SEQ_HEADER.unpack_from(data)[3]
+            pcm = data[_BINARY_SEQ_HEADER.size :]
     else:
         source, pcm = "system", data
     if len(pcm) % 2:
         raise ValueError("PCM16 data has an odd number of bytes")
-    return AudioPayload(source, bytes(pcm), None)
+    return AudioPayload(source, bytes(pcm), seq)

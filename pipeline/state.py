@@ -197,6 +197,13 @@ def reduce(state: AppState, event: StatusEvent) -> AppState:
 
     One case per event type; the longer ones are reducers of their own above."""
     at = event.at
+    # the frequent events (per source several times a second) first, in one copy
+    if isinstance(event, AudioCounts):
+        audio = MappingProxyType({**state.audio, **event.counts})
+        return replace(state, audio=audio, updated_at=at)
+    if isinstance(event, AudioLevel):
+        levels = {**state.levels, event.source: Level(event.rms_dbfs, event.peak_dbfs)}
+        return replace(state, levels=levels, updated_at=at)
     state = replace(state, updated_at=at)
     match event:
         case Started(session_id=sid, attempt_id=aid):
@@ -215,10 +222,6 @@ def reduce(state: AppState, event: StatusEvent) -> AppState:
             return _backend_status(state, backend_state, message)
         case BackendDropped(source=source, total=total):
             return replace(state, backend_drops=state.backend_drops.reported(source, total))
-        case AudioCounts(counts=counts):
-            return replace(state, audio=MappingProxyType({**state.audio, **counts}))
-        case AudioLevel(source=source, rms_dbfs=rms, peak_dbfs=peak):
-            return replace(state, levels={**state.levels, source: Level(rms, peak)})
         case Transcribed(text=text, partial=True):
             return replace(state, partial_text=text)
         case Transcribed(text=text):

@@ -22,7 +22,7 @@ from typing import NoReturn
 from loguru import logger
 
 from backend.asr import ASR_KINDS
-from pipeline import __version__
+from pipeline import __version__, event_loop
 from pipeline.capture import NO_DEVICES, list_devices
 from pipeline.cli.demo import DemoOptions, run_demo
 from pipeline.cli.exit_codes import ExitCode, ExitError, failure_line
@@ -358,6 +358,7 @@ def _demo(args: argparse.Namespace) -> int:
         transcript=args.transcript,
         live=False if args.plain else None,
     )
+    # the standard loop: the demo's in-process chaos proxy resets every connection on uvloop
     return _finish(asyncio.run(run_demo(options)))
 
 
@@ -398,7 +399,7 @@ def listen_options(args: argparse.Namespace) -> ListenOptions:
 def _listen(args: argparse.Namespace) -> int:
     options = listen_options(args)
     events = options.events
-    return _finish(asyncio.run(listen(options, sys.stderr if events is not None else None)))
+    return _finish(event_loop.run(listen(options, sys.stderr if events is not None else None)))
 
 
 def _devices() -> int:

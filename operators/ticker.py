@@ -1,0 +1,130 @@
+"""One timer for every paced stream on a scheduler: a shared pacing clock.
+
+Each real-time source used to arm its own timer per frame: N sessions in one process
+paid N timer wake-ups every 20 ms, each through the scheduler's machinery. A `Ticker`
+keeps the due actions of every stream in one heap and arms a single timer for the
+earliest. With a `granularity` > 0 a due time is rounded up to the next multiple of it
+(on the scheduler's own clock), so streams that started at different moments share
+wake-ups: at most one timer per `granularity`, whatever N — each action runs at most
+`granularity` late, never early.
+
+    ticker = shared_ticker(scheduler, granularity=0.002)
+    cancel = ticker.call_at(due_seconds, action)
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import threading
+import weakref
+from collections.abc import Callable
+
+from reactivex import abc
+from reactivex.disposable import SerialDisposable
+
+_EPSILON = 1e-9  # float noise in due times (`200.02` is due at 200.02, not a tick later)
+_tickers: weakref.WeakValueDictionary[tuple[int, float], Ticker] = weakref.WeakValueDictionary()
+
+
+class _Entry:
+    __slots__ = ("action", "alive")
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self.action: Callable[[], None] | None = action
+        self.alive = True
+
+
+class Ticker:
+    """Due actions of many streams on one scheduler, released by one timer."""
+
+    def __init__(self, scheduler: abc.SchedulerBase, granularity: float = 0.0) -> None:
+        if granularity < 0:
+            raise ValueError("granularity must be >= 0")
+        self.scheduler = scheduler
+        self.granularity = granularity
+        self._heap: list[tuple[float, int, _Entry]] = []
+        self._order = itertools.count()
+        self._timer = SerialDisposable()
+        self._armed_at: float | None = None  # when the timer fires, if armed
+        self._firing = False
+        # a scheduler on threads (TimeoutScheduler) may fire and register concurrently
+        self._lock = threading.RLock()
+
+    def now(self) -> float:
+        return self.scheduler.to_seconds(self.scheduler.now)
+
+    def call_at(self, due: float, action: Callable[[], None]) -> Callable[[], None]:
+        """Run `action` at `due` (scheduler seconds), rounded up to the granularity; an
+        action already due runs on the next timer, never inside this call. Returns a
+        cancel function."""
+        entry = _Entry(action)
+
+        def cancel() -> None:
+            entry.alive = False
+            entry.action = None
+
+        with self._lock:
+            now = self.now()
+            fire_at = max(now, self._rounded(due))
+            heapq.heappush(self._heap, (fire_at, next(self._order), entry))
+            if self._firing:
+                return cancel  # `_fire` arms once for whatever its actions registered
+            if self._armed_at is None or fire_at < self._armed_at - _EPSILON:
+                self._arm(fire_at, now)
+        return cancel
+
+    def _rounded(self, due: float) -> float:
+        if not self.granularity:
+            return due
+        return math.ceil(due / self.granularity - _EPSILON) * self.granularity
+
+    def _arm(self, fire_at: float, now: float) -> None:
+        self._armed_at = fire_at
+        self._timer.disposable = self.scheduler.schedule_relative(
+            max(0.0, fire_at - now), self._fire
+        )
+
+    def _fire(self, _: abc.SchedulerBase, __: object = None) -> None:
+        with self._lock:
+            self._armed_at = None
+            now = self.now()
+            heap = self._heap
+            due: list[_Entry] = []
+            while heap and heap[0][0] <= now + _EPSILON:
+                due.append(heapq.heappop(heap)[2])
+            self._firing = True
+        failure: Exception | None = None
+        for entry in due:  # in due order; an action may register its next due time
+            action = entry.action
+            if entry.alive and action is not None:
+                try:
+                    action()
+                except Exception as exc:  # one stream's failure must not stop the others
+                    failure = failure or exc
+        with self._lock:
+            self._firing = False
+            while heap and not heap[0][2].alive:
+                heapq.heappop(heap)
+            if heap:
+                self._arm(heap[0][0], self.now())
+            else:
+                self._timer.disposable = None  # nothing due: hold no handle
+        if failure is not None:
+            raise failure  # where a stream's own timer would have raised it
+
+
+def shared_ticker(scheduler: abc.SchedulerBase, granularity: float = 0.0) -> Ticker:
+    """The ticker of `scheduler`'s clock at this granularity, shared by every caller.
+
+    Schedulers on one asyncio loop (a session makes its own `AsyncIOScheduler`) share the
+    loop's ticker. The ticker lives while some stream uses it; it holds its scheduler (and
+    so the loop), so the identity in the key cannot be reused meanwhile.
+    """
+    owner = getattr(scheduler, "_loop", None) or scheduler
+    key = (id(owner), granularity)
+    ticker = _tickers.get(key)
+    if ticker is None:
+        ticker = _tickers[key] = Ticker(scheduler, granularity)
+    return ticker

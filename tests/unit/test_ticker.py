@@ -1,0 +1,109 @@
+"""The shared pacing clock in virtual time: one timer for many paced streams, never early."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import reactivex
+from reactivex import abc
+from reactivex.testing import TestScheduler
+
+from operators.pace import pace
+from operators.ticker import Ticker, shared_ticker
+
+
+class CountingScheduler(TestScheduler):
+    """A TestScheduler that counts the timers armed on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timers = 0
+
+    def schedule_relative(self, duetime: Any, action: Any, state: Any = None) -> Any:
+        self.timers += 1
+        return super().schedule_relative(duetime, action, state)
+
+
+def test_streams_on_one_scheduler_share_one_ticker() -> None:
+    scheduler = TestScheduler()
+    assert shared_ticker(scheduler, 0.01) is shared_ticker(scheduler, 0.01)
+    assert shared_ticker(scheduler, 0.01) is not shared_ticker(TestScheduler(), 0.01)
+    with pytest.raises(ValueError, match="granularity"):
+        Ticker(scheduler, -1.0)
+
+
+def test_staggered_streams_leave_on_the_grid_never_early_and_share_wake_ups() -> None:
+    scheduler = CountingScheduler()
+    grid = 0.01
+    arrivals: dict[int, list[tuple[float, float]]] = {}
+
+    def start_stream(index: int) -> None:  # stream `index` starts 3 ms after the previous
+        def own_time(item: float) -> float:
+            return item
+
+        began = scheduler.clock
+
+        def record(item: float) -> None:
+            arrivals.setdefault(index, []).append((scheduler.clock, began + item))
+
+        reactivex.from_iterable([0.02 * k for k in range(1, 11)]).pipe(
+            pace(own_time, scheduler, granularity=grid)
+        ).subscribe(record)
+
+    for index in range(5):
+        scheduler.schedule_absolute(1.0 + 0.003 * index, lambda *_, i=index: start_stream(i))
+    scheduler.start()
+    assert sorted(arrivals) == [0, 1, 2, 3, 4]
+    for stream in arrivals.values():
+        assert len(stream) == 10
+        for left, due in stream:
+            assert due - 1e-9 <= left < due + grid  # at most one grid step late
+            assert abs(left / grid - round(left / grid)) < 1e-6  # on the grid
+    # 50 items, but wake-ups only on the grid steps they fall in (plus the 5 starts)
+    assert scheduler.timers <= 5 + len(
+        {round(left / grid) for s in arrivals.values() for left, _ in s}
+    )
+
+
+def test_an_earlier_action_rearms_the_timer_and_cancel_removes_one() -> None:
+    scheduler = TestScheduler()
+    ticker = Ticker(scheduler)
+    ran: list[tuple[str, float]] = []
+
+    def note(name: str) -> None:
+        ran.append((name, scheduler.clock))
+
+    def first(_: abc.SchedulerBase, __: object = None) -> None:
+        ticker.call_at(5.0, lambda: note("late"))
+        ticker.call_at(3.0, lambda: note("early"))  # before the armed timer: re-armed
+        cancel = ticker.call_at(4.0, lambda: note("cancelled"))
+        cancel()
+
+        def chain() -> None:  # an action that registers another due time
+            note("chain")
+            ticker.call_at(6.0, lambda: note("last"))
+
+        ticker.call_at(2.0, chain)
+
+    scheduler.schedule_absolute(1.0, first)
+    scheduler.start()
+    assert ran == [("chain", 2.0), ("early", 3.0), ("late", 5.0), ("last", 6.0)]
+
+
+def test_a_failing_action_neither_stops_the_others_nor_the_clock() -> None:
+    scheduler = TestScheduler()
+    ticker = Ticker(scheduler)
+    ran: list[tuple[str, float]] = []
+
+    def broken() -> None:
+        raise RuntimeError("a subscriber failed")
+
+    ticker.call_at(1.0, broken)
+    ticker.call_at(1.0, lambda: ran.append(("same tick", scheduler.clock)))
+    ticker.call_at(2.0, lambda: ran.append(("later", scheduler.clock)))
+    with pytest.raises(RuntimeError, match="subscriber failed"):
+        scheduler.advance_to(1.5)
+    scheduler.stop()  # the virtual clock stays "running" after an action raised
+    scheduler.advance_to(3.0)
+    assert ran == [("same tick", 1.0), ("later", 2.0)]
