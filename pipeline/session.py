@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Callable, Hashable
-from functools import partial
 from types import TracebackType
 
 import reactivex
@@ -31,7 +30,7 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import BehaviorSubject, Subject
 
 from operators.backoff import Decision, GaveUp, Retry, retry_with_backoff
-from operators.coalesce import Coalescer
+from operators.coalesce import coalesce
 from operators.display_rate import display_rate
 from operators.distinct_recent import RecentKeys, distinct_recent
 from operators.isolate import isolate
@@ -110,6 +109,17 @@ def audio_level(level: Level) -> AudioLevel:
     return AudioLevel(
         at=level.at, source=level.source, rms_dbfs=level.rms_dbfs, peak_dbfs=level.peak_dbfs
     )
+
+
+def outbox_changes(outbox: Outbox) -> Observable[None]:
+    """Each change of the outbox (a frame pushed, taken, confirmed...), as a hot observable."""
+
+    def subscribe(
+        observer: abc.ObserverBase[None], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        return Disposable(outbox.listen(lambda: observer.on_next(None)))
+
+    return reactivex.create(subscribe)
 
 
 class Session:
@@ -297,15 +307,13 @@ class Session:
         return report
 
     def _watch_outbox(self, demand: Demand, scheduler: abc.SchedulerBase) -> abc.DisposableBase:
-        """Wake a waiting source, and put the audio counts into the state (coalesced).
-        Plain listeners, not observables: they run on every change of the outbox."""
-        counts: Coalescer[None] = Coalescer(
-            COUNTS_EVERY_S, scheduler, lambda _: self._flush_counts()
-        )
+        """Wake a waiting source, and put the audio counts into the state (coalesced)."""
+        changes = outbox_changes(self._outbox)
         return CompositeDisposable(
-            Disposable(self._outbox.listen(demand.poke)),
-            Disposable(self._outbox.listen(partial(counts.push, None))),
-            Disposable(counts.dispose),
+            changes.subscribe(lambda _: demand.poke()),
+            changes.pipe(coalesce(COUNTS_EVERY_S, scheduler)).subscribe(
+                lambda _: self._flush_counts(), scheduler=scheduler
+            ),
         )
 
     def _link(self, memo: LinkMemo, scheduler: abc.SchedulerBase) -> abc.DisposableBase:
