@@ -160,6 +160,8 @@ def retry_with_backoff(
     still alive when it runs out, the next failure counts from attempt 1 again.
     An item of `skip_delay` while a delay is pending resubscribes at once ("retry now");
     the attempt counts as usual. At any other time it is ignored.
+    Long for a function in the RxPY shape (`operator` → `subscribe` → closures that share
+    one subscription's state); each closure is short.
     """
     draw = rng or random.Random()
 

@@ -36,6 +36,8 @@ def display_rate(
         -a---c---E---f-|
 
     `scheduler` is asked when a first item must wait (a session makes its own at `run`).
+    Long for a function in the RxPY shape (`operator` → `subscribe` → closures that share
+    one subscription's state); each closure is short.
     """
 
     def operator(source: Observable[_T]) -> Observable[_T]:

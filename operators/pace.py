@@ -36,6 +36,8 @@ def pace(
     Time comes from `scheduler`, so tests run in virtual time. Every paced stream on a
     scheduler's clock shares one timer (`operators.ticker`); with `granularity` > 0 items
     leave at most that late, so streams started at different moments share wake-ups.
+    Long for a function in the RxPY shape (`operator` → `subscribe` → closures that share
+    one subscription's state); each closure is short.
     """
 
     def operator(source: Observable[_T]) -> Observable[_T]:
