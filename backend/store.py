@@ -166,6 +166,7 @@ class BackendSession:
         for source, kept in saved.sources.items():
             stream = self.stream(source, kept.adaptation)
             stream.restore(kept.keep_from, kept.frame_bytes, kept.finals)
+            stream.adaptation = kept.adaptation
             for seq, pcm in kept.frames:
                 stream.accept(pcm, seq, record=False)
             stream.next_seq = max(stream.next_seq, kept.next_seq)
