@@ -87,11 +87,16 @@ async def test_every_key_expires_with_the_resume_window(redis_server: Redis) -> 
     for key in keys:
         assert 0 < await client.pttl(key) <= window * 1000
     await log.close()  # abandoned: nothing refreshes the keys any more
-    await asyncio.sleep(window)
-    await until_true(lambda: not redis_keys(redis_server), 0.05)
-    assert await state.resume("talk", secret) is None
+    await expired(redis_server, state, secret, window)
     await client.aclose()
     await state.close()
+
+
+async def expired(redis: Redis, state: RedisState, secret: str, window: float) -> None:
+    """Abandoned for the resume window: nothing of the session is left, nothing resumes."""
+    await asyncio.sleep(window)
+    await until_true(lambda: not redis_keys(redis), 0.05)
+    assert await state.resume("talk", secret) is None
 
 
 def redis_keys(redis: Redis) -> list[str]:
@@ -185,9 +190,7 @@ async def test_the_adaptation_is_kept_with_its_final_and_never_sent(redis_server
     assert again is not None and again.sources["mic"].adaptation == "41.0,1.5"
     for closing in (log, saved.log, again.log):
         await closing.close()  # abandoned: the adaptation expires with the rest
-    await asyncio.sleep(window)
-    await until_true(lambda: not redis_keys(redis_server), 0.05)
-    assert await state.resume("talk", secret) is None
+    await expired(redis_server, state, secret, window)
     await client.aclose()
     await state.close()
     await other.close()
