@@ -5,9 +5,9 @@ id alone finds nothing): a hash with the fencing token (backend/lease.py), per s
 the next seq, the first seq since the last final, the frame size, the count of finals
 and the recogniser's adaptation after the last one (never sent to the client); a Redis
 Stream per source holding the audio since its last final (entry id = seq); a list of the
-finals sent. Every key expires after the resume window unless written. A frame
-is acknowledged only once its XADD has returned; a final is sent only once recorded, and
-the audio it covers is trimmed (and the adaptation after it kept) in the same script.
+finals sent. Every key expires after the resume window unless written. A frame is
+acknowledged only once its XADD has returned; a final is sent only once recorded, and the
+audio it covers is trimmed (and the adaptation after it kept) in the same script.
 """
 
 from __future__ import annotations
