@@ -4,20 +4,24 @@ recognises nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
 class Hypothesis:
-    """`t0`/`t1` are seconds from the start of the audio this recogniser was given."""
+    """`t0`/`t1` are seconds from the start of the audio this recogniser was given.
+
+    A final may carry the recogniser's `adaptation` to the voice after it (opaque text,
+    e.g. pocketsphinx's cepstral mean): a recogniser started from it, fed the audio after
+    that final, recognises it as this one would have. Never sent to the client."""
 
     text: str
     t0: float
     t1: float
     final: bool
     confidence: float | None = None
+    adaptation: str | None = None
 
 
 class Recognizer(Protocol):
@@ -40,6 +44,9 @@ class RecognizerUnavailable(Exception):
 class NullRecognizer:
     """Accepts audio, recognises nothing (`--asr none`)."""
 
+    def __init__(self, adaptation: str | None = None) -> None:
+        pass
+
     def process(self, pcm: bytes) -> list[Hypothesis]:
         return []
 
@@ -50,9 +57,14 @@ class NullRecognizer:
         return None
 
 
-RecognizerFactory = Callable[[], Recognizer]
-"""Makes one recogniser per source; may raise RecognizerUnavailable. A factory holding
-resources (pocketsphinx's decoder processes) has a `close()` too: see close_factory."""
+class RecognizerFactory(Protocol):
+    """Makes one recogniser per source; may raise RecognizerUnavailable. A factory holding
+    resources (pocketsphinx's decoder processes) has a `close()` too: see close_factory."""
+
+    def __call__(self, adaptation: str | None = None) -> Recognizer:
+        """A recogniser starting from a saved `adaptation` (a final's), or from none."""
+        ...
+
 
 ASR_KINDS = ("pocketsphinx", "none")
 DEFAULT_DECODERS = 4

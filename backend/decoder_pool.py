@@ -141,15 +141,22 @@ class PooledRecognizer:
     Raises RecognizerError (backend.decoder_worker) when the process fails.
     """
 
-    def __init__(self, pool: DecoderPool, *, partial_interval: float = PARTIAL_INTERVAL_S):
+    def __init__(
+        self,
+        pool: DecoderPool,
+        *,
+        partial_interval: float = PARTIAL_INTERVAL_S,
+        adaptation: str | None = None,
+    ) -> None:
         self._lease = pool.lease()
         self._partial_interval = partial_interval
+        self._adaptation = adaptation
         self._opened = False
 
     def _call(self, op: str, arg: object = None) -> list[Hypothesis]:
         worker = self._lease.worker()
         if not self._opened:
-            worker.call("open", self._partial_interval)
+            worker.call("open", (self._partial_interval, self._adaptation))
             self._opened = True
         result: list[Hypothesis] = worker.call(op, arg)
         return result
@@ -175,8 +182,10 @@ class PocketsphinxRecognizers:
         self.pool = DecoderPool(size)
         self.partial_interval = partial_interval
 
-    def __call__(self) -> PooledRecognizer:
-        return PooledRecognizer(self.pool, partial_interval=self.partial_interval)
+    def __call__(self, adaptation: str | None = None) -> PooledRecognizer:
+        return PooledRecognizer(
+            self.pool, partial_interval=self.partial_interval, adaptation=adaptation
+        )
 
     def close(self) -> None:
         self.pool.close()

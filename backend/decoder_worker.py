@@ -10,8 +10,9 @@ The worker is a fresh interpreter (`python -m backend.decoder_worker FD`), not a
 multiprocessing child: nothing of the backend's own program is imported again in it, so
 scripts need no `__main__` guard. Parent and worker exchange pickled messages over a
 socket pair (`multiprocessing.connection.Connection`), one request at a time: `open` (a
-fresh recogniser on the kept decoder), `process`, `finish`, `close`, `quit`. The worker
-exits when the socket closes, so it never outlives the backend.
+new recogniser on the kept decoder, from a saved adaptation or afresh), `process`,
+`finish`, `close`, `quit`. The worker exits when the socket closes, so it never outlives
+the backend.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def serve(conn: Connection) -> None:
     decoder = build_decoder()
     # The decoder adapts its cepstral mean to what it hears; a reused decoder would start
     # every new stream from the last one's voice, and recognise the same audio differently.
+    # A stream taken up from a saved adaptation (a final's) starts from that instead.
     fresh_cmn = decoder.get_cmn(False)
     conn.send(("ready", None))
     recognizer: PocketsphinxRecognizer | None = None
@@ -56,8 +58,11 @@ def serve(conn: Connection) -> None:
             if op == "open":
                 if recognizer is not None:
                     recognizer.close()
+                partial_interval, adaptation = arg
                 decoder.set_cmn(fresh_cmn)
-                recognizer = PocketsphinxRecognizer(lambda: decoder, partial_interval=arg)
+                recognizer = PocketsphinxRecognizer(
+                    lambda: decoder, partial_interval=partial_interval, adaptation=adaptation
+                )
                 result: Any = None
             elif recognizer is None:
                 raise RuntimeError(f"{op} before open")

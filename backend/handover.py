@@ -26,21 +26,25 @@ class Donor(Protocol):
 
 
 def hand_over(
-    donors: Iterable[Donor], recognizers: RecognizerFactory
+    donors: Iterable[Donor], recognizers: RecognizerFactory, adaptation: str | None = None
 ) -> asyncio.Task[Recognizer] | None:
     """A task resolving to a recogniser freed from the first donor that has one (None if
-    no donor has); it raises RecognizerUnavailable if another source took it first."""
+    no donor has), starting from `adaptation` if given; it raises RecognizerUnavailable if
+    another source took it first."""
     for donor in donors:
         for stream in donor.streams.values():
             if stream.recognizing and not stream.surrendering:
                 stream.surrendering = True
-                return asyncio.get_running_loop().create_task(_take(donor, stream, recognizers))
+                taken = _take(donor, stream, recognizers, adaptation)
+                return asyncio.get_running_loop().create_task(taken)
     return None
 
 
-async def _take(donor: Donor, stream: SourceStream, recognizers: RecognizerFactory) -> Recognizer:
+async def _take(
+    donor: Donor, stream: SourceStream, recognizers: RecognizerFactory, adaptation: str | None
+) -> Recognizer:
     await stream.surrender()
     logger.bind(session_id=donor.session_id).info(
         "a detached session gave its recogniser for {} to a live session", stream.source
     )
-    return recognizers()
+    return recognizers(adaptation)

@@ -42,13 +42,15 @@ for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
 return next_seq
 """
 
-# KEYS: meta, audio stream, finals. ARGV: token, ttl_ms, source, final json, index, keep_from.
+# KEYS: meta, audio stream, finals.
+# ARGV: token, ttl_ms, source, final json, index, keep_from, adaptation ('' for none).
 FINAL = """
 if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[1] then return redis.error_reply('FENCED') end
 local count = tonumber(redis.call('HGET', KEYS[1], 'finals:' .. ARGV[3]) or '0')
 if count < tonumber(ARGV[5]) then
   redis.call('RPUSH', KEYS[3], ARGV[4])
   redis.call('HSET', KEYS[1], 'finals:' .. ARGV[3], ARGV[5])
+  if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'adapt:' .. ARGV[3], ARGV[7]) end
 end
 local keep = tonumber(ARGV[6])
 if keep > tonumber(redis.call('HGET', KEYS[1], 'from:' .. ARGV[3]) or '0') then

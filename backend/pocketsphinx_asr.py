@@ -4,8 +4,10 @@ An `Endpointer` (voice activity over 20 ms frames) cuts the stream into utteranc
 speech reaches the `Decoder`, which is asked for at the first utterance (so a silent
 source never costs one). While an utterance is in progress a partial is produced at most
 once per `partial_interval` (by `clock`); at its end comes one final with `t0`/`t1` in
-seconds from the start of the audio this recogniser was given, and a confidence (the mean
-posterior probability of its words).
+seconds from the start of the audio this recogniser was given, a confidence (the mean
+posterior probability of its words) and the decoder's adaptation to the voice so far (its
+cepstral mean, which pocketsphinx updates as it listens): a recogniser given it starts
+where this one was instead of from the model's initial mean.
 
 Blocking, and pocketsphinx holds the GIL throughout (`end_utt` alone for ~0.2 s): the
 backend runs it in a decoder process (backend.decoder_worker), never on its own threads.
@@ -47,7 +49,8 @@ def _endpointer() -> Endpointer:
 
 class PocketsphinxRecognizer:
     """Implements backend.asr.Recognizer in the calling thread. `decoder` gives the decoder
-    to use (called once, at the first speech); it is left between utterances by `close`."""
+    to use (called once, at the first speech; set to `adaptation`, a final's, if given);
+    it is left between utterances by `close`."""
 
     def __init__(
         self,
@@ -55,8 +58,10 @@ class PocketsphinxRecognizer:
         *,
         partial_interval: float = PARTIAL_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
+        adaptation: str | None = None,
     ) -> None:
         self._get_decoder = decoder
+        self._adaptation = adaptation
         self._endpointer = _endpointer()
         self._epoch = 0.0  # stream time at which the endpointer started counting
         if self._endpointer.frame_bytes != FRAME_BYTES:  # pragma: no cover - library change
@@ -128,6 +133,8 @@ class PocketsphinxRecognizer:
         if not was_in_speech or self._utterance_start is None:
             if self._decoder is None:
                 self._decoder = self._get_decoder()
+                if self._adaptation is not None:
+                    self._decoder.set_cmn(self._adaptation)
             self._decoder.start_utt()
             self._utterance_start = self._epoch + float(self._endpointer.speech_start)
             self._last_partial = ""
@@ -149,6 +156,7 @@ class PocketsphinxRecognizer:
                 t1=max(end, start),
                 final=True,
                 confidence=self._confidence(),
+                adaptation=self._decoder.get_cmn(False),
             )
         ]
 

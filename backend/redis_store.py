@@ -2,11 +2,12 @@
 
 Per session (keys named from the session id and the digest of its resume secret, so the
 id alone finds nothing): a hash with the fencing token (backend/lease.py), per source
-the next seq, the first seq since the last final and the frame size, and the count of
-finals; a Redis Stream per source holding the audio since its last final (entry id =
-seq); a list of the finals sent. Every key expires after the resume window unless
-written. A frame is acknowledged only once its XADD has returned; a final is sent only
-once recorded, and the audio it covers is trimmed in the same script.
+the next seq, the first seq since the last final, the frame size, the count of finals
+and the recogniser's adaptation after the last one (never sent to the client); a Redis
+Stream per source holding the audio since its last final (entry id = seq); a list of the
+finals sent. Every key expires after the resume window unless written. A frame is
+acknowledged only once its XADD has returned; a final is sent only once recorded, and the
+audio it covers is trimmed (and the adaptation after it kept) in the same script.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class _Message:
     message: dict[str, Any]
     keep_from: int
     send: Send
+    adaptation: str | None = None
 
 
 class RedisLog:
@@ -120,12 +122,14 @@ class RedisLog:
         self._frame_bytes[source] = len(pcm)
         self._push(_Frame(source, seq, pcm))
 
-    def deliver(self, message: dict[str, Any], keep_from: int, send: Send) -> None:
+    def deliver(
+        self, message: dict[str, Any], keep_from: int, send: Send, adaptation: str | None = None
+    ) -> None:
         if not self._ops and message["type"] != "asr_final":
             if not self.fenced:
                 send(message)
             return
-        self._push(_Message(message, keep_from, send))
+        self._push(_Message(message, keep_from, send, adaptation))
 
     def persisted(self, source: str) -> int:
         return self._persisted.get(source, -1)
@@ -177,8 +181,9 @@ class RedisLog:
         if message["type"] == "asr_final":
             source = message["source"]
             index = int(str(message["segment_id"]).rsplit("-", 1)[1])
+            adaptation = op.adaptation or ""
             args = [self._token, self._ttl, source, json.dumps(message), index, op.keep_from]
-            await self._final(keys=self._keys.for_source(source), args=args)
+            await self._final(keys=self._keys.for_source(source), args=[*args, adaptation])
         self._ops.popleft()
         op.send(message)
 
@@ -254,6 +259,7 @@ class RedisState:
                 next_seq=int(value),
                 keep_from=int(meta.get("from:" + source, "0")),
                 frame_bytes=int(meta.get("bytes:" + source, FRAME_BYTES)),
+                adaptation=meta.get("adapt:" + source),
             )
             entries = cast(
                 list[tuple[bytes, dict[bytes, bytes]]],

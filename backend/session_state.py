@@ -28,8 +28,11 @@ class SessionLog(Protocol):
     def frame(self, source: str, seq: int, pcm: bytes) -> None:
         """Keep a received frame (before it may be acknowledged)."""
 
-    def deliver(self, message: dict[str, Any], keep_from: int, send: Send) -> None:
-        """Send `message` once kept; a final drops the source's audio before `keep_from`."""
+    def deliver(
+        self, message: dict[str, Any], keep_from: int, send: Send, adaptation: str | None = None
+    ) -> None:
+        """Send `message` once kept; a final drops the source's audio before `keep_from`
+        and, with the recogniser's `adaptation` after it, is what a resume starts from."""
 
     def persisted(self, source: str) -> int:
         """The last seq of `source` that is kept (acks stop there)."""
@@ -51,6 +54,7 @@ class SavedSource:
     frame_bytes: int
     frames: list[tuple[int, bytes]] = field(default_factory=list)
     finals: list[dict[str, Any]] = field(default_factory=list)
+    adaptation: str | None = None  # the recogniser's after the last final, to start from
 
 
 @dataclass
@@ -83,7 +87,9 @@ class MemoryLog:
     def frame(self, source: str, seq: int, pcm: bytes) -> None:
         pass
 
-    def deliver(self, message: dict[str, Any], keep_from: int, send: Send) -> None:
+    def deliver(
+        self, message: dict[str, Any], keep_from: int, send: Send, adaptation: str | None = None
+    ) -> None:
         send(message)
 
     def persisted(self, source: str) -> int:

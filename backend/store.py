@@ -67,20 +67,21 @@ class BackendSession:
         self.unconfirmed_finals: list[dict[str, Any]] = []  # sent on the current socket
         self.expiry: asyncio.TimerHandle | None = None
         # Frees a recogniser held by a detached session, when the pool has none left.
-        self.reclaim: Callable[[], asyncio.Task[Recognizer] | None] | None = None
+        self.reclaim: Callable[[str | None], asyncio.Task[Recognizer] | None] | None = None
         self.log = logger.bind(session_id=session_id)
         self.state: SessionLog = MemoryLog()  # where acked audio and sent finals are kept
 
-    def stream(self, source: str) -> SourceStream:
+    def stream(self, source: str, adaptation: str | None = None) -> SourceStream:
+        """The source's stream; a new one's recogniser starts from `adaptation`, if any."""
         stream = self.streams.get(source)
         if stream is None:
             unavailable: str | None = None
             pending: asyncio.Task[Recognizer] | None = None
             try:
-                recognizer: Recognizer = self.recognizers()
+                recognizer: Recognizer = self.recognizers(adaptation)
             except RecognizerUnavailable as exc:
                 recognizer = NullRecognizer()
-                pending = self.reclaim() if self.reclaim is not None else None
+                pending = self.reclaim(adaptation) if self.reclaim is not None else None
                 unavailable = None if pending is not None else str(exc)
             stream = self.streams[source] = SourceStream(
                 source,
@@ -105,12 +106,14 @@ class BackendSession:
 
     def _deliver(self, message: dict[str, Any]) -> None:
         """Through the session's state: a final is sent once it is kept."""
-        keep_from = 0
+        keep_from, adaptation = 0, None
         if message["type"] == "asr_final":
             stream = self.streams.get(message["source"])
             if stream is not None and stream.frame_bytes:
                 keep_from = int(message["t1"] * BYTES_PER_SECOND) // stream.frame_bytes
-        self.state.deliver(message, keep_from, self._send_now)
+            if stream is not None:
+                adaptation = stream.adaptation
+        self.state.deliver(message, keep_from, self._send_now, adaptation)
 
     def _send_now(self, message: dict[str, Any]) -> None:
         if message["type"] == "asr_final":
@@ -154,14 +157,16 @@ class BackendSession:
 
     def restore(self, saved: Saved) -> None:
         """Take up a session another instance left: its finals, seqs and timelines, and
-        the audio since each source's last final fed to fresh recognisers."""
+        the audio since each source's last final fed to new recognisers, which start
+        from the adaptation the last final left (they recognise as the old ones would)."""
         self.state = saved.log
         if self.recording is not None:  # this instance's part of the recording
             starts = {s: k.next_seq * k.frame_bytes for s, k in saved.sources.items()}
             self.recording.segment(saved.log.attempt, starts)
         for source, kept in saved.sources.items():
-            stream = self.stream(source)
+            stream = self.stream(source, kept.adaptation)
             stream.restore(kept.keep_from, kept.frame_bytes, kept.finals)
+            stream.adaptation = kept.adaptation
             for seq, pcm in kept.frames:
                 stream.accept(pcm, seq, record=False)
             stream.next_seq = max(stream.next_seq, kept.next_seq)
@@ -259,7 +264,9 @@ class SessionStore:
         session = BackendSession(
             session_id, resumable, self.config, self.recognizers, self.executor, instance
         )
-        session.reclaim = lambda: hand_over(self.detached.values(), self.recognizers)
+        session.reclaim = lambda adaptation: hand_over(
+            self.detached.values(), self.recognizers, adaptation
+        )
         self.sessions[session.key] = session
         session.log.info(
             "session {} started{}",
@@ -307,7 +314,9 @@ class SessionStore:
         )
         session.resume_secret = None  # the client has it already
         session.resume_digest = digest(secret)
-        session.reclaim = lambda: hand_over(self.detached.values(), self.recognizers)
+        session.reclaim = lambda adaptation: hand_over(
+            self.detached.values(), self.recognizers, adaptation
+        )
         session.restore(saved)
         saved.log.on_fenced = lambda: self._fenced(session)
         self.sessions[session.key] = session

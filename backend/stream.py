@@ -80,6 +80,8 @@ class SourceStream(SourceQueue):
         self._busy_seconds = 0.0
         self.finals: list[dict[str, Any]] = []
         self._final_count = 0
+        # The recogniser's adaptation after the last final: kept with it, never sent.
+        self.adaptation: str | None = None
         # A recogniser still being handed over (backend/handover.py): audio queues meanwhile.
         self._pending = pending
         if pending is not None:
@@ -162,6 +164,7 @@ class SourceStream(SourceQueue):
             if hyp.final:
                 self._timeline.forget_before(hyp.t1)
                 self._final_count += 1
+                self.adaptation = hyp.adaptation or self.adaptation
                 segment_id = (
                     f"{self.source}-{self._final_count}"
                     if self.unique_ids

@@ -34,8 +34,8 @@ class SlowedRecognizers:
         self.inner = inner
         self.delay = delay_per_audio_s
 
-    def __call__(self) -> SlowedRecognizer:
-        return SlowedRecognizer(self.inner(), self.delay)
+    def __call__(self, adaptation: str | None = None) -> SlowedRecognizer:
+        return SlowedRecognizer(self.inner(adaptation), self.delay)
 
     def close(self) -> None:
         close_factory(self.inner)

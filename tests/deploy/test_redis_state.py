@@ -4,17 +4,23 @@ trims, and the fencing token that stops a stale owner."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
-from typing import Any
+from dataclasses import replace
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
 
 from backend.admission import new_resume_secret
+from backend.asr import Hypothesis, Recognizer
+from backend.config import BackendConfig
 from backend.deploy.deploy import Redis
 from backend.redis_store import RedisState
 from backend.session_state import StoreUnavailable
+from backend.store import BackendSession, SessionStore
 from pipeline.audio import FRAME_BYTES
+from tests.security.labeller import Labeller
 from tests.security.polling import until_true
 
 FRAME = FRAME_BYTES
@@ -81,11 +87,16 @@ async def test_every_key_expires_with_the_resume_window(redis_server: Redis) -> 
     for key in keys:
         assert 0 < await client.pttl(key) <= window * 1000
     await log.close()  # abandoned: nothing refreshes the keys any more
-    await asyncio.sleep(window)
-    await until_true(lambda: not redis_keys(redis_server), 0.05)
-    assert await state.resume("talk", secret) is None
+    await expired(redis_server, state, secret, window)
     await client.aclose()
     await state.close()
+
+
+async def expired(redis: Redis, state: RedisState, secret: str, window: float) -> None:
+    """Abandoned for the resume window: nothing of the session is left, nothing resumes."""
+    await asyncio.sleep(window)
+    await until_true(lambda: not redis_keys(redis), 0.05)
+    assert await state.resume("talk", secret) is None
 
 
 def redis_keys(redis: Redis) -> list[str]:
@@ -148,3 +159,104 @@ def test_the_banner_names_the_store_never_its_password() -> None:
     assert "this process's memory" in banner(BackendConfig(), "ws://x", "none")
     with pytest.raises(ValueError, match="redis://"):
         BackendConfig(store="http://10.0.0.5:6379")
+
+
+async def test_the_adaptation_is_kept_with_its_final_and_never_sent(redis_server: Redis) -> None:
+    window = 1.0
+    secret, digest = new_resume_secret()
+    state, client = RedisState(redis_server.url, window), aioredis.from_url(redis_server.url)
+    other = RedisState(redis_server.url, window)
+    log = await state.create("talk", digest)
+    sent: list[dict[str, Any]] = []
+    for seq in range(10):
+        log.frame("mic", seq, pcm(seq))
+    log.deliver(final(1, t1=0.1), 5, sent.append, adaptation="40.5,1.25")
+    log.deliver(final(2, t1=0.16), 8, sent.append)  # a final without one keeps the last
+    await log.settled()
+    assert [m["text"] for m in sent] == ["f1", "f2"] and "40.5" not in json.dumps(sent)
+    stored = [
+        raw async for key in client.scan_iter(match="ll:*") for raw in await dump(client, key)
+    ]
+    assert b"40.5,1.25" in stored  # kept exactly once: beside the source's seqs, not in a final
+    assert sum(b"40.5" in raw for raw in stored) == 1
+    saved = await other.resume("talk", secret)
+    assert saved is not None and saved.sources["mic"].adaptation == "40.5,1.25"
+    log.deliver(final(3, t1=0.18), 9, sent.append, adaptation="stale")  # fenced off
+    saved.log.deliver(final(3, t1=0.18), 9, sent.append, adaptation="41.0,1.5")
+    await log.settled()
+    await saved.log.settled()
+    assert [m["text"] for m in sent] == ["f1", "f2", "f3"]
+    again = await state.resume("talk", secret)
+    assert again is not None and again.sources["mic"].adaptation == "41.0,1.5"
+    for closing in (log, saved.log, again.log):
+        await closing.close()  # abandoned: the adaptation expires with the rest
+    await expired(redis_server, state, secret, window)
+    await client.aclose()
+    await state.close()
+    await other.close()
+
+
+async def dump(client: aioredis.Redis, key: bytes) -> list[bytes]:
+    """Every value a key holds, whatever its type (hash, list, stream)."""
+    kind = await client.type(key)
+    if kind == b"hash":
+        return list(cast(dict[bytes, bytes], await client.hgetall(key)).values())
+    if kind == b"list":
+        return cast(list[bytes], await client.lrange(key, 0, -1))
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await client.xrange(key))
+    return [value for _, fields in entries for value in fields.values()]
+
+
+class Adapting(Labeller):
+    """A Labeller whose finals carry an adaptation, as pocketsphinx's carry its CMN."""
+
+    def process(self, pcm: bytes) -> list[Hypothesis]:
+        return [replace(h, adaptation=f"cmn@{h.t1}") for h in super().process(pcm)]
+
+
+class AdaptingLabellers:
+    """Its factory, which notes the adaptation each recogniser is started from."""
+
+    def __init__(self) -> None:
+        self.started: list[str | None] = []
+
+    def __call__(self, adaptation: str | None = None) -> Recognizer:
+        self.started.append(adaptation)
+        return Adapting(adaptation)
+
+
+def speak(session: BackendSession, seqs: range) -> None:
+    """Frames as the connection hands them in: to the source, then to the session's log."""
+    stream = session.stream("mic")
+    for seq in seqs:
+        if stream.accept(pcm(seq + 1), seq):
+            session.state.frame("mic", seq, pcm(seq + 1))
+
+
+async def test_a_session_taken_up_elsewhere_starts_from_the_adaptation(redis_server: Redis) -> None:
+    first, second = AdaptingLabellers(), AdaptingLabellers()
+    here = SessionStore(BackendConfig(), first, state=RedisState(redis_server.url, 60))
+    there = SessionStore(BackendConfig(), second, state=RedisState(redis_server.url, 60))
+    sent: list[dict[str, Any]] = []
+    try:
+        session = (await here.open_shared("talk", None, True)).session
+        secret = session.hand_out_secret()
+        session.attach(object(), sent.append)
+        speak(session, range(125))  # 2.5 s: two finals, at 1 s and 2 s
+        await until_true(lambda: len(sent) == 2)
+        await session.state.settled()
+        assert first.started == [None]
+        opened = await there.open_shared("talk", secret, True)  # its instance is gone
+        assert opened.resumed and second.started == ["cmn@2.0"]
+        taken = opened.session
+        replayed = taken.attach(object(), sent.append)
+        speak(taken, range(125, 175))  # 0.5 s more: the third second is complete
+        await until_true(lambda: len(sent) == 3)
+        await taken.state.settled()
+        messages = json.dumps([*sent, *replayed, *taken.transcript()])
+        assert [m["segment_id"] for m in sent] == ["mic-1", "mic-2", "mic-3"]
+        assert "adaptation" not in messages and "cmn@" not in messages
+        assert taken.streams["mic"].adaptation == "cmn@1.0"  # replayed from 2 s: its 1st second
+    finally:
+        await here.close()
+        await there.close()

@@ -11,7 +11,7 @@ SECOND = BYTES_PER_SECOND
 
 
 class Labeller:
-    def __init__(self) -> None:
+    def __init__(self, adaptation: str | None = None) -> None:
         self._pending = b""
         self._at = 0.0
 
