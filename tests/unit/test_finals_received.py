@@ -8,12 +8,16 @@ from typing import Any
 
 import pytest
 
+from backend.config import BackendConfig
 from backend.replay import finals_to_replay
+from backend.session_state import MemoryLog, Saved, SavedSource
+from backend.store import REPLAYED, BackendSession
 from pipeline.config import SessionConfig
 from pipeline.ids import SessionIds
 from pipeline.link import Carryover, LinkProtocol, SendStart
 from pipeline.outbox import Outbox
 from pipeline.protocol import Start, Status, decode_finals_received, encode_start
+from tests.security.labeller import Labeller
 
 
 def test_start_carries_the_finals_received_only_when_given() -> None:
@@ -125,3 +129,24 @@ def test_a_client_claiming_more_than_was_sent_gets_nothing_extra() -> None:
     lying = {"system": 10**18, "mic": 4}
     assert finals_to_replay(KEPT, {"system": 5, "mic": 3}, lying) == []
     assert finals_to_replay({}, {}, lying) == []  # nothing recognised yet
+
+
+async def test_a_session_taken_up_from_the_shared_store_replays_after_the_count() -> None:
+    # what another instance left in the store: six finals sent; then a resume here
+    def taken_up() -> BackendSession:
+        session = BackendSession("s", True, BackendConfig(), Labeller, None)
+        source = SavedSource(next_seq=300, keep_from=300, frame_bytes=640)
+        source.finals = finals("system", 6)
+        session.restore(Saved(MemoryLog(), {"system": source}))
+        return session
+
+    counted, uncounted = taken_up(), taken_up()
+    try:
+        replayed = counted.attach(object(), lambda message: None, {"system": 1})
+        assert ids(replayed) == ["system-2", "system-3", "system-4", "system-5", "system-6"]
+        # a client that does not count: the last few, as before
+        legacy = uncounted.attach(object(), lambda message: None)
+        assert ids(legacy) == [f"system-{n}" for n in range(7 - REPLAYED, 7)]
+    finally:
+        await counted.close()
+        await uncounted.close()
