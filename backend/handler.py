@@ -26,6 +26,7 @@ from pipeline.protocol import (
     Status,
     decode_audio_binary,
     decode_audio_json,
+    decode_finals_received,
 )
 from pipeline.redaction import Secret
 
@@ -105,7 +106,8 @@ class MessageHandler:
             return True
         session = self.session = opened.session
         previous = opened.superseded or session.owner
-        replay = session.attach(self.connection, self.send)
+        received = decode_finals_received(body) if opened.resumed else None
+        replay = session.attach(self.connection, self.send, received)
         if isinstance(previous, Supersedable) and previous is not self.connection:
             previous.supersede()
         self.send(self._streaming_status(session, resumed=opened.resumed))

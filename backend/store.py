@@ -21,6 +21,7 @@ from backend.asr import (
 from backend.config import BackendConfig
 from backend.handover import hand_over
 from backend.recording import Recording
+from backend.replay import finals_to_replay
 from backend.session_state import MemoryLog, MemoryState, Saved, SessionLog, SessionState
 from backend.stream import SourceStream
 from pipeline.audio import BYTES_PER_SECOND
@@ -30,7 +31,9 @@ from pipeline.protocol import Status
 Send = Callable[[dict[str, Any]], None]
 
 
-REPLAYED = 4  # finals sent again on a resume from the shared store (the client dedups)
+# finals sent again on a resume from the shared store to a client that does not say how
+# many it received (it dedups)
+REPLAYED = 4
 
 SessionKey = tuple[str, int]  # (session_id, instance): ids are public, keys are not shared
 
@@ -65,6 +68,7 @@ class BackendSession:
         self.send: Send | None = None  # the attached connection, if any
         self.owner: object | None = None
         self.unconfirmed_finals: list[dict[str, Any]] = []  # sent on the current socket
+        self.released: dict[str, int] = {}  # finals per source sent, or due on the next socket
         self.expiry: asyncio.TimerHandle | None = None
         # Frees a recogniser held by a detached session, when the pool has none left.
         self.reclaim: Callable[[str | None], asyncio.Task[Recognizer] | None] | None = None
@@ -118,15 +122,23 @@ class BackendSession:
     def _send_now(self, message: dict[str, Any]) -> None:
         if message["type"] == "asr_final":
             self.unconfirmed_finals.append(message)
+            source = message["source"]
+            self.released[source] = self.released.get(source, 0) + 1
         if self.send is not None:
             self.send(message)
 
-    def attach(self, owner: object, send: Send) -> list[dict[str, Any]]:
-        """Bind a socket; returns the finals sent on the lost one, to send again."""
+    def attach(
+        self, owner: object, send: Send, received: dict[str, int] | None = None
+    ) -> list[dict[str, Any]]:
+        """Bind a socket; returns the finals to send again: those after the ones the client
+        `received` (per source), or, when it does not say, those sent on the lost socket."""
         if self.expiry is not None:
             self.expiry.cancel()
             self.expiry = None
         replay, self.unconfirmed_finals = self.unconfirmed_finals, []
+        if received is not None:
+            finals = {source: stream.finals for source, stream in self.streams.items()}
+            replay = finals_to_replay(finals, self.released, received)
         self.owner, self.send = owner, send
         return replay
 
@@ -172,6 +184,7 @@ class BackendSession:
             stream.next_seq = max(stream.next_seq, kept.next_seq)
             stream.frames_since_ack = 0
         self.unconfirmed_finals = [f for k in saved.sources.values() for f in k.finals[-REPLAYED:]]
+        self.released = {source: len(kept.finals) for source, kept in saved.sources.items()}
 
     async def close(self) -> None:
         await self.state.close()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, auto
 
 from loguru import logger
@@ -81,6 +81,13 @@ class Carryover:
     # The last socket closed with 1012: the backend shut down gracefully, having transcribed
     # exactly what it acknowledged, so every frame still held is owed to the next backend.
     restarted: bool = False
+    # Finals per source the session has received (deduplicated) from the backend session
+    # it streams to: a resume says so, and the backend sends again only those after them.
+    finals_received: dict[str, int] = field(default_factory=dict)
+
+    def final_received(self, source: str) -> None:
+        """A final of `source` reached the session's transcript."""
+        self.finals_received[source] = self.finals_received.get(source, 0) + 1
 
 
 # -- actions: what the shell is asked to do ------------------------------------------
@@ -267,7 +274,8 @@ class LinkProtocol:
         ]
 
     def _start(self) -> Start:
-        resume = self.outbox.resume_point() if self.offered_v03 and self.memo.streamed else None
+        resuming = self.offered_v03 and self.memo.streamed
+        resume = self.outbox.resume_point() if resuming else None
         return Start(
             session_id=self.ids.session_id,
             attempt_id=self.ids.attempt_id,
@@ -279,6 +287,7 @@ class LinkProtocol:
             resume=resume or None,
             # every reconnection is a resume, even with nothing in flight to resend
             resume_token=self.memo.resume_token if self.offered_v03 else None,
+            finals_received=dict(self.memo.finals_received) if resuming else None,
         )
 
     def _streaming(self, status: Status) -> list[Action]:
@@ -299,6 +308,8 @@ class LinkProtocol:
         else:  # nothing below the first held frame is owed after a graceful restart
             self.outbox.resume({} if v03 and self.memo.restarted else None)
         self.memo.restarted = False
+        if not resumed:  # a new backend session: its finals are counted from none
+            self.memo.finals_received.clear()
         first = not self.memo.streamed
         if status.resume_token is not None:  # a new session on the backend: its new secret
             self.memo.resume_token = status.resume_token

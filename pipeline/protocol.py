@@ -53,6 +53,9 @@ class Start:
     capabilities: tuple[str, ...] | None = None
     resume: Mapping[str, int] | None = None
     resume_token: Secret | None = None  # the session's private secret, beside `resume`
+    # v0.3, on a resume: finals per source received on this session (the backend sends
+    # again only those after them)
+    finals_received: Mapping[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,8 @@ def encode_start(start: Start) -> str:
         body["resume"] = dict(start.resume)
     if start.resume_token is not None:
         body["resume_token"] = start.resume_token.reveal()
+    if start.finals_received is not None:
+        body["finals_received"] = dict(start.finals_received)
     return json.dumps(body, separators=(",", ":"))
 
 
@@ -400,6 +405,26 @@ class AudioPayload:
     source: str
     pcm: bytes
     seq: int | None
+
+
+def decode_finals_received(body: Mapping[str, Any]) -> dict[str, int] | None:
+    """A resume's `finals_received`: per source, how many finals the client has. None
+    when absent or not a map of sources to non-negative integers: the backend then sends
+    again, as a client that does not count finals needs, what the lost socket carried."""
+    value = body.get("finals_received")
+    if not isinstance(value, dict):
+        return None
+    counts: dict[str, int] = {}
+    for source, count in value.items():
+        try:
+            checked = _opt_int({"count": count}, "count")
+        except _Invalid:
+            return None
+        if checked is None or checked < 0:
+            return None
+        if source in SOURCES:
+            counts["mic" if source == "microphone" else source] = checked
+    return counts
 
 
 def decode_audio_json(body: Mapping[str, Any]) -> AudioPayload:

@@ -164,6 +164,7 @@ class Session:
         self._feed: EventFeed | None = None
         self._acked = 0  # frames confirmed so far, and when that last grew
         self._progress_at = 0.0
+        self._memo: LinkMemo | None = None  # what one connection hands the next, once running
 
     # -- what users watch -----------------------------------------------------------
 
@@ -290,7 +291,8 @@ class Session:
         self.log.info("session started, streaming to {}", self.config.url)
         if self.config.tls_warning is not None:
             self.log.warning(self.config.tls_warning)
-        return scheduler, LinkMemo(token=self.config.secret), self._done
+        self._memo = LinkMemo(token=self.config.secret)
+        return scheduler, self._memo, self._done
 
     def _end(self, end: StatusEvent) -> SessionReport:
         self._emit(end)
@@ -432,6 +434,8 @@ class Session:
                 self.log.info("reconnecting: attempt {} in {:.2f} s ({})", attempt, delay, cause)
             case AsrFinal():
                 self._transcript.append(item)
+                if self._memo is not None:  # a resume tells the backend how many came
+                    self._memo.final_received(item.source)
             case FinalSummary():
                 self._summary = item
         if isinstance(item, Segment):  # the segment, then what it changes in the state
