@@ -10,6 +10,7 @@ import aiohttp
 import numpy as np
 
 from backend.config import BackendConfig
+from pipeline.audio import BYTES_PER_SECOND, FRAME_SAMPLES
 from pipeline.protocol import Ack, AsrFinal, ServerEvent
 from pipeline.report import SessionReport
 from pipeline.session import Session
@@ -42,13 +43,15 @@ async def holder(deployment: Deployment, among: list[int] | None = None) -> int:
         await asyncio.sleep(0.05)
 
 
-def check_complete(report: SessionReport, seconds: float, reconnects: int = 1) -> None:
-    """Every frame delivered once, every reconnect a resume, the backend holds it all."""
+def check_complete(report: SessionReport, sent: bytes, reconnects: int = 1) -> None:
+    """Every frame delivered once, every reconnect a resume, the backend holds every byte
+    sent (`received_s` is the backend's byte count over BYTES_PER_SECOND)."""
     assert report.outcome == "completed" and report.frames_lost == 0, report.reason
     assert report.resets == 0 and report.resumes == report.reconnects >= reconnects
     assert report.summary is not None
     (counts,) = report.summary.json["sources"].values()
-    assert counts["received_s"] == seconds and counts["gaps"] == 0
+    assert counts["received_s"] == round(len(sent) / BYTES_PER_SECOND, 3)
+    assert counts["gaps"] == 0
 
 
 async def test_a_killed_instance_s_session_resumes_on_another(two_instances: Deployment) -> None:
@@ -60,7 +63,7 @@ async def test_a_killed_instance_s_session_resumes_on_another(two_instances: Dep
     await asyncio.sleep(seconds / 3)
     await two_instances.serves[owner].kill()
     report = await asyncio.wait_for(running, 60)
-    check_complete(report, seconds)
+    check_complete(report, samples.tobytes())
     assert report.resumes == 1
     # what the killed one recorded but never acknowledged, the other recorded again: once
     check_recorded_once(two_instances.record_dirs, session.ids.session_id, samples.tobytes())
@@ -82,7 +85,7 @@ async def test_a_frozen_owner_cannot_write_after_another_took_over(
     await holder(deployment, [new])  # the client resumed on the other instance
     deployment.serves[old].signal(signal.SIGCONT)  # it wakes up believing it owns it
     report = await asyncio.wait_for(running, SPOKEN + 60)
-    check_complete(report, SPOKEN)
+    check_complete(report, sent)
     old_log, new_log = deployment.serves[old].log, deployment.serves[new].log
     assert old_log is not None and new_log is not None
     # the stale copy reads what was in its socket, writes it, and the token refuses it
@@ -97,7 +100,7 @@ async def test_redis_down_for_ten_seconds_loses_no_acknowledged_frame(
 ) -> None:
     """Acks stop while Redis is down and a new session is refused as busy; once it is back
     the instance holding the session dies, and the next one finds every acked frame."""
-    seconds, outage, samples = 16.0, 10.0, chirp(16.0)
+    outage, samples, late_samples = 10.0, chirp(16.0), chirp(1.0)
     url, logs = two_instances.proxy.url, [s.log for s in two_instances.serves if s.log]
     session = Session(fast(url), from_samples(samples, realtime=True))
     phase = ["before"]
@@ -113,7 +116,7 @@ async def test_redis_down_for_ten_seconds_loses_no_acknowledged_frame(
     phase[0] = "settled"
     await asyncio.sleep(outage - 10 * BackendConfig.ack_interval - LATE)
     # a session that begins now (ending within its client's stop timeout of the restart)
-    late = Session(fast(url), from_samples(chirp(1.0), realtime=False))
+    late = Session(fast(url), from_samples(late_samples, realtime=False))
     late_running = loop.create_task(late.run())
     await asyncio.sleep(LATE)
     assert any(BUSY in log.read_text() for log in logs)
@@ -123,10 +126,11 @@ async def test_redis_down_for_ten_seconds_loses_no_acknowledged_frame(
     await until_true(lambda: bool(acks["after"]), 0.02)
     await two_instances.serves[owner].kill()  # only Redis has the session now
     report, late_report = await asyncio.wait_for(asyncio.gather(running, late_running), 60)
-    check_complete(report, seconds)
+    check_complete(report, samples.tobytes())
     assert acks["before"] and acks["settled"] == []  # nothing acked that Redis did not hold
-    assert max(acks["after"]) == round(seconds * 50) - 1
+    assert max(acks["after"]) == len(samples) // FRAME_SAMPLES - 1  # the last frame's seq
     check_recorded_once(two_instances.record_dirs, session.ids.session_id, samples.tobytes())
     assert late_report.outcome == "completed" and late_report.frames_lost == 0, late_report
     assert late_report.summary is not None
-    assert late_report.summary.json["sources"]["system"]["received_s"] == 1.0
+    late_counts = late_report.summary.json["sources"]["system"]
+    assert late_counts["received_s"] == round(late_samples.nbytes / BYTES_PER_SECOND, 3)
