@@ -21,9 +21,8 @@ T = TypeVar("T")
 
 
 class Coalescer(Generic[T]):
-    """The state of one coalesced stream: `push` values in, `emit` gets the latest of each
-    burst (see `coalesce`). Usable without an observable where a plain callback feeds it
-    on a hot path (a session's outbox changes several times per frame)."""
+    """The state of one coalesced stream (one subscription of `coalesce`): `push` values
+    in, `emit` gets the latest of each burst."""
 
     def __init__(
         self, interval: float, clock: abc.SchedulerBase, emit: Callable[[T], None]
