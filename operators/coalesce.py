@@ -17,6 +17,8 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 from reactivex.scheduler import TimeoutScheduler
 
+from operators.clock import seconds_of
+
 T = TypeVar("T")
 
 
@@ -28,12 +30,10 @@ class Coalescer(Generic[T]):
         self, interval: float, clock: abc.SchedulerBase, emit: Callable[[T], None]
     ) -> None:
         self.interval, self.clock, self.emit = interval, clock, emit
+        self.now = seconds_of(clock)
         self.timer = SerialDisposable()
         self.held: list[T] = []  # the latest value waiting to come out (0 or 1 of them)
         self.last_at = float("-inf")  # when a value last came out
-
-    def now(self) -> float:
-        return self.clock.to_seconds(self.clock.now)
 
     def flush(self, _: abc.SchedulerBase | None = None, __: object = None) -> None:
         if self.held:

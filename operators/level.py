@@ -21,6 +21,7 @@ from reactivex.scheduler import TimeoutScheduler
 from reactivex.scheduler.periodicscheduler import PeriodicScheduler
 
 from operators.audio import AudioFrame, Samples
+from operators.clock import seconds_of
 
 FULL_SCALE = 32768.0
 SILENCE_DBFS = -120.0  # the floor: digital silence reads as this, never -inf
@@ -109,8 +110,10 @@ class LevelWindows:
         if not isinstance(clock, PeriodicScheduler):
             raise TypeError(f"the level meter needs a periodic scheduler, not {clock!r}")
 
+        now = seconds_of(clock)
+
         def on_tick(state: object) -> object:
-            for level in self.close(clock.to_seconds(clock.now)):
+            for level in self.close(now()):
                 emit(level)
             return state
 

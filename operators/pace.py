@@ -11,6 +11,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler import TimeoutScheduler
 
+from operators.clock import seconds_of
 from operators.ticker import shared_ticker
 
 _T = TypeVar("_T")
@@ -46,8 +47,9 @@ def pace(
         ) -> abc.DisposableBase:
             clock = scheduler or subscribe_scheduler or TimeoutScheduler.singleton()
             ticker = shared_ticker(clock, granularity)
-            start = clock.to_seconds(clock.now)
-            queue: deque[_T] = deque()
+            now_of = seconds_of(clock)
+            start = now_of()
+            queue: deque[tuple[float, _T]] = deque()  # (due, item), due computed once
             cancel: list[Callable[[], None]] = []
             pending = False
             completed = False
@@ -56,9 +58,9 @@ def pace(
                 nonlocal pending
                 pending = False
                 cancel.clear()
-                now = clock.to_seconds(clock.now) - start
-                while queue and due(queue[0]) <= now + 1e-9:
-                    observer.on_next(queue.popleft())
+                now = now_of() - start
+                while queue and queue[0][0] <= now + 1e-9:
+                    observer.on_next(queue.popleft()[1])
                 if queue:
                     arm()
                 elif completed:
@@ -69,10 +71,10 @@ def pace(
                 if pending:
                     return
                 pending = True
-                cancel.append(ticker.call_at(start + due(queue[0]), release))
+                cancel.append(ticker.call_at(start + queue[0][0], release))
 
             def on_next(item: _T) -> None:
-                queue.append(item)
+                queue.append((due(item), item))
                 arm()
 
             def on_completed() -> None:

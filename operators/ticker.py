@@ -24,16 +24,22 @@ from collections.abc import Callable
 from reactivex import abc
 from reactivex.disposable import SerialDisposable
 
+from operators.clock import seconds_of
+
 _EPSILON = 1e-9  # float noise in due times (`200.02` is due at 200.02, not a tick later)
 _tickers: weakref.WeakValueDictionary[tuple[int, float], Ticker] = weakref.WeakValueDictionary()
 
 
 class _Entry:
-    __slots__ = ("action", "alive")
+    """A due action; calling the entry cancels it (the cancel function `call_at` returns)."""
+
+    __slots__ = ("action",)
 
     def __init__(self, action: Callable[[], None]) -> None:
         self.action: Callable[[], None] | None = action
-        self.alive = True
+
+    def __call__(self) -> None:
+        self.action = None
 
 
 class Ticker:
@@ -43,6 +49,7 @@ class Ticker:
         if granularity < 0:
             raise ValueError("granularity must be >= 0")
         self.scheduler = scheduler
+        self.now = seconds_of(scheduler)
         self.granularity = granularity
         self._heap: list[tuple[float, int, _Entry]] = []
         self._order = itertools.count()
@@ -52,28 +59,20 @@ class Ticker:
         # a scheduler on threads (TimeoutScheduler) may fire and register concurrently
         self._lock = threading.RLock()
 
-    def now(self) -> float:
-        return self.scheduler.to_seconds(self.scheduler.now)
-
     def call_at(self, due: float, action: Callable[[], None]) -> Callable[[], None]:
         """Run `action` at `due` (scheduler seconds), rounded up to the granularity; an
         action already due runs on the next timer, never inside this call. Returns a
         cancel function."""
         entry = _Entry(action)
-
-        def cancel() -> None:
-            entry.alive = False
-            entry.action = None
-
         with self._lock:
             now = self.now()
             fire_at = max(now, self._rounded(due))
             heapq.heappush(self._heap, (fire_at, next(self._order), entry))
             if self._firing:
-                return cancel  # `_fire` arms once for whatever its actions registered
+                return entry  # `_fire` arms once for whatever its actions registered
             if self._armed_at is None or fire_at < self._armed_at - _EPSILON:
                 self._arm(fire_at, now)
-        return cancel
+        return entry
 
     def _rounded(self, due: float) -> float:
         if not self.granularity:
@@ -98,14 +97,14 @@ class Ticker:
         failure: Exception | None = None
         for entry in due:  # in due order; an action may register its next due time
             action = entry.action
-            if entry.alive and action is not None:
+            if action is not None:
                 try:
                     action()
                 except Exception as exc:  # one stream's failure must not stop the others
                     failure = failure or exc
         with self._lock:
             self._firing = False
-            while heap and not heap[0][2].alive:
+            while heap and heap[0][2].action is None:
                 heapq.heappop(heap)
             if heap:
                 self._arm(heap[0][0], self.now())

@@ -14,33 +14,45 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+import reactivex
+from reactivex import Observable
+
 
 class Demand:
     """Whether a waiting source may produce now: a predicate, evaluated when asked.
 
-    The consumer calls `poke()` after any change that may open the gate; that is a
-    single check unless a source is actually waiting.
+    A waiting source re-checks it on each of `changes` (the consumer's changes, e.g. the
+    outbox's) until it holds; only while a source waits is `changes` subscribed, so a
+    source that never waits (a live or real-time one) costs nothing per change.
     """
 
-    def __init__(self, ready: Callable[[], bool] = lambda: True) -> None:
+    def __init__(
+        self,
+        ready: Callable[[], bool] = lambda: True,
+        changes: Observable[object] | None = None,
+    ) -> None:
         self._ready = ready
-        self._waiter: asyncio.Event | None = None
+        self._changes: Observable[object] = changes if changes is not None else reactivex.never()
 
     @property
     def ready(self) -> bool:
         return self._ready()
 
-    def poke(self) -> None:
-        if self._waiter is not None and self._ready():
-            self._waiter.set()
-
     async def wait(self) -> None:
-        while not self._ready():
-            self._waiter = asyncio.Event()
-            try:
-                await self._waiter.wait()
-            finally:
-                self._waiter = None
+        if self._ready():
+            return
+        opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def check(_: object = None) -> None:
+            if not opened.done() and self._ready():
+                opened.set_result(None)
+
+        watching = self._changes.subscribe(check)
+        try:
+            check()  # it may have opened before the subscription
+            await opened
+        finally:
+            watching.dispose()
 
 
 _current: ContextVar[Demand | None] = ContextVar("live_listener_demand", default=None)

@@ -30,6 +30,7 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import BehaviorSubject, Subject
 
 from operators.backoff import Decision, GaveUp, Retry, retry_with_backoff
+from operators.clock import seconds_of
 from operators.coalesce import coalesce
 from operators.display_rate import display_rate
 from operators.distinct_recent import RecentKeys, distinct_recent
@@ -66,7 +67,7 @@ FLOW_WINDOW_S = SessionConfig.flow_window  # the default flow window (seconds pe
 # Audio counts reach the state at most this often (and at once after a quiet spell, and at
 # the end): a real-time stream changes the outbox several times per frame, and a state
 # update per change cost more CPU than sending the frame.
-COUNTS_EVERY_S = 0.05
+COUNTS_EVERY_S = STATE_EVERY_S
 _LINK_STATES = frozenset({"connected", "streaming", "error"})
 
 
@@ -262,8 +263,8 @@ class Session:
         scheduler, memo, done = self._begin()
         # a waiting source (a file) may run ahead of confirmation by the flow window
         window = self.config.window_frames
-        demand = Demand(lambda: self._outbox.held < window)
-        watching = self._watch_outbox(demand, scheduler)  # outbox -> coalesce -> counts
+        demand = Demand(lambda: self._outbox.held < window, outbox_changes(self._outbox))
+        watching = self._watch_outbox(scheduler)  # outbox -> coalesce -> counts
         linked = self._link(memo, scheduler)  # connect -> retry -> distinct finals -> status
         capturing = self._capture(demand, scheduler)  # audio -> outbox, audio -> levels
         try:
@@ -284,7 +285,7 @@ class Session:
         loop = asyncio.get_running_loop()
         scheduler = self._scheduler or AsyncIOScheduler(loop)
         self._running_scheduler = scheduler
-        self._clock = lambda: scheduler.to_seconds(scheduler.now)
+        self._clock = seconds_of(scheduler)
         self._done = loop.create_future()
         ids = self.ids
         self._emit(Started(at=self._clock(), session_id=ids.session_id, attempt_id=ids.attempt_id))
@@ -308,14 +309,12 @@ class Session:
         self.log.info("session ended: {}", " | ".join(report.lines()))
         return report
 
-    def _watch_outbox(self, demand: Demand, scheduler: abc.SchedulerBase) -> abc.DisposableBase:
-        """Wake a waiting source, and put the audio counts into the state (coalesced)."""
-        changes = outbox_changes(self._outbox)
-        return CompositeDisposable(
-            changes.subscribe(lambda _: demand.poke()),
-            changes.pipe(coalesce(COUNTS_EVERY_S, scheduler)).subscribe(
-                lambda _: self._flush_counts(), scheduler=scheduler
-            ),
+    def _watch_outbox(self, scheduler: abc.SchedulerBase) -> abc.DisposableBase:
+        """Put the audio counts into the state (coalesced)."""
+        return (
+            outbox_changes(self._outbox)
+            .pipe(coalesce(COUNTS_EVERY_S, scheduler))
+            .subscribe(lambda _: self._flush_counts(), scheduler=scheduler)
         )
 
     def _link(self, memo: LinkMemo, scheduler: abc.SchedulerBase) -> abc.DisposableBase:

@@ -21,6 +21,7 @@ from reactivex import operators as ops
 from reactivex.disposable import Disposable
 from reactivex.scheduler import TimeoutScheduler
 
+from operators.clock import seconds_of
 from operators.pace import pace
 from operators.rechunk import rechunk
 from pipeline.audio import (
@@ -37,7 +38,7 @@ from pipeline.flow import current_demand
 # Real-time frames may leave up to this late so that the paced sources of many sessions
 # share timer wake-ups (operators.ticker). 0: exact; a 2 ms grid was measured to batch
 # the writes of many sessions into one turn and to lengthen the lag tail at N >= 70.
-PACE_GRANULARITY_S = 0.0
+PACE_GRANULARITY_S = 0.005
 _YIELD_EVERY = 32  # frames between yields to the loop when running unpaced
 _ASK_EVERY = 8  # frames between looks at the demand (it bounds a window of hundreds)
 _WIDTHS: dict[int, np.dtype[np.integer]] = {
@@ -135,10 +136,10 @@ def _stamp(
         def subscribe(
             observer: abc.ObserverBase[AudioFrame], sub_scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            clock = scheduler or sub_scheduler or TimeoutScheduler.singleton()
+            now = seconds_of(scheduler or sub_scheduler or TimeoutScheduler.singleton())
 
             def stamp(frame: AudioFrame) -> AudioFrame:
-                return frame.stamped(clock.to_seconds(clock.now))
+                return frame.stamped(now())
 
             return frames.pipe(ops.map(stamp)).subscribe(observer, scheduler=sub_scheduler)
 
