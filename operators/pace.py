@@ -47,8 +47,7 @@ def pace(
         ) -> abc.DisposableBase:
             clock = scheduler or subscribe_scheduler or TimeoutScheduler.singleton()
             ticker = shared_ticker(clock, granularity)
-            now_of = seconds_of(clock)
-            start = now_of()
+            start = seconds_of(clock)()
             queue: deque[tuple[float, _T]] = deque()  # (due, item), due computed once
             cancel: list[Callable[[], None]] = []
             pending = False
@@ -58,7 +57,7 @@ def pace(
                 nonlocal pending
                 pending = False
                 cancel.clear()
-                now = now_of() - start
+                now = ticker.tick_at - start  # called by the ticker: its time
                 while queue and queue[0][0] <= now + 1e-9:
                     observer.on_next(queue.popleft()[1])
                 if queue:

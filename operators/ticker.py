@@ -6,7 +6,9 @@ keeps the due actions of every stream in one heap and arms a single timer for th
 earliest. With a `granularity` > 0 a due time is rounded up to the next multiple of it
 (on the scheduler's own clock), so streams that started at different moments share
 wake-ups: at most one timer per `granularity`, whatever N — each action runs at most
-`granularity` late, never early.
+`granularity` late, and early only as much as the loop fires its timers early (uvloop
+keeps whole milliseconds): what a timer was armed for is due when it fires, or a loop
+that fires early would find nothing due and spin re-arming until it was.
 
     ticker = shared_ticker(scheduler, granularity=0.002)
     cancel = ticker.call_at(due_seconds, action)
@@ -55,6 +57,9 @@ class Ticker:
         self._order = itertools.count()
         self._timer = SerialDisposable()
         self._armed_at: float | None = None  # when the timer fires, if armed
+        # the time the current (or last) firing stands for: the clock's, or the time the
+        # timer was armed for if the loop fired it early
+        self.tick_at = float("-inf")
         self._firing = False
         # a scheduler on threads (TimeoutScheduler) may fire and register concurrently
         self._lock = threading.RLock()
@@ -87,11 +92,12 @@ class Ticker:
 
     def _fire(self, _: abc.SchedulerBase, __: object = None) -> None:
         with self._lock:
-            self._armed_at = None
+            armed_at, self._armed_at = self._armed_at, None
             now = self.now()
+            self.tick_at = now if armed_at is None else max(now, armed_at)
             heap = self._heap
             due: list[_Entry] = []
-            while heap and heap[0][0] <= now + _EPSILON:
+            while heap and heap[0][0] <= self.tick_at + _EPSILON:
                 due.append(heapq.heappop(heap)[2])
             self._firing = True
         failure: Exception | None = None

@@ -131,6 +131,40 @@ class Cork:
                 self._set(0)
 
 
+class Wakeup:
+    """The writer's wake-up call: `set` on any change, `wait` until one came since `clear`.
+
+    An `asyncio.Event` looks its loop up and keeps a list of waiters on every wait; the
+    writer waits about once per frame, alone, so a single future does.
+    """
+
+    __slots__ = ("_is_set", "_waiter")
+
+    def __init__(self) -> None:
+        self._is_set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        if self._is_set:
+            return
+        self._is_set = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._is_set = False
+
+    async def wait(self) -> None:
+        if self._is_set:
+            return
+        self._waiter = waiter = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+
 class _Link:
     """One socket's life: reads the socket, feeds the protocol, does what it says.
     All methods run on the event loop. One class (a little over 200 lines) because the
@@ -154,7 +188,7 @@ class _Link:
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.writer: asyncio.Task[None] | None = None
         self.writer_error: BaseException | None = None
-        self.wake = asyncio.Event()
+        self.wake = Wakeup()
         self.unlisten: Callable[[], None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------

@@ -17,7 +17,6 @@ import numpy as np
 import numpy.typing as npt
 import reactivex
 from reactivex import Observable, abc
-from reactivex import operators as ops
 from reactivex.disposable import Disposable
 from reactivex.scheduler import TimeoutScheduler
 
@@ -132,16 +131,20 @@ def from_samples(
 def _stamp(
     scheduler: abc.SchedulerBase | None,
 ) -> reactivex.typing.Mapper[Observable[AudioFrame], Observable[AudioFrame]]:
+    """Each frame stamped with the scheduler's time as it passes (its capture time)."""
+
     def operator(frames: Observable[AudioFrame]) -> Observable[AudioFrame]:
         def subscribe(
             observer: abc.ObserverBase[AudioFrame], sub_scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             now = seconds_of(scheduler or sub_scheduler or TimeoutScheduler.singleton())
 
-            def stamp(frame: AudioFrame) -> AudioFrame:
-                return frame.stamped(now())
+            def on_next(frame: AudioFrame) -> None:
+                observer.on_next(frame.stamped(now()))
 
-            return frames.pipe(ops.map(stamp)).subscribe(observer, scheduler=sub_scheduler)
+            return frames.subscribe(
+                on_next, observer.on_error, observer.on_completed, scheduler=sub_scheduler
+            )
 
         return reactivex.create(subscribe)
 

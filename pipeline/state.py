@@ -5,8 +5,9 @@ state = status.pipe(ops.scan(reduce, AppState()))
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -102,6 +103,28 @@ class AppState:
     def backend_dropped(self) -> int:
         """Frames the backend said it dropped (known not to have been transcribed)."""
         return self.backend_drops.total
+
+
+# Levels and counts arrive several times a second per source of every session: their copy
+# of the state skips `dataclasses.replace` (a lookup by name per field and the frozen
+# `__init__`, twice the cost) and sets the slots directly.
+_FIELDS = tuple(f.name for f in fields(AppState))
+_read_fields = operator.attrgetter(*_FIELDS)
+_SLOTS = tuple(getattr(AppState, name) for name in _FIELDS)
+_AUDIO, _LEVELS, _UPDATED_AT = (getattr(AppState, n) for n in ("audio", "levels", "updated_at"))
+
+
+def with_meters(
+    state: AppState, audio: Mapping[str, SourceCounts], levels: Mapping[str, Level], at: float
+) -> AppState:
+    """`replace(state, audio=audio, levels=levels, updated_at=at)`, cheaper."""
+    new = object.__new__(AppState)
+    for slot, value in zip(_SLOTS, _read_fields(state), strict=True):
+        slot.__set__(new, value)
+    _AUDIO.__set__(new, audio)
+    _LEVELS.__set__(new, levels)
+    _UPDATED_AT.__set__(new, at)
+    return new
 
 
 def _leave_streaming(state: AppState, at: float) -> AppState:
@@ -200,10 +223,10 @@ def reduce(state: AppState, event: StatusEvent) -> AppState:
     # the frequent events (per source several times a second) first, in one copy
     if isinstance(event, AudioCounts):
         audio = MappingProxyType({**state.audio, **event.counts})
-        return replace(state, audio=audio, updated_at=at)
+        return with_meters(state, audio, state.levels, at)
     if isinstance(event, AudioLevel):
         levels = {**state.levels, event.source: Level(event.rms_dbfs, event.peak_dbfs)}
-        return replace(state, levels=levels, updated_at=at)
+        return with_meters(state, state.audio, levels, at)
     state = replace(state, updated_at=at)
     match event:
         case Started(session_id=sid, attempt_id=aid):
