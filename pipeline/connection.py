@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,29 +107,42 @@ class Cork:
     Writing a backlog of 20 ms frames costs a system call each; corked, the kernel only
     queues them and transmits when released, which makes each call far cheaper. Released
     before every yield to the loop and whenever the writer runs dry, so live audio is
-    never held back.
+    never held back. The option is set through a duplicate descriptor of the socket, made
+    the first time a backlog is corked (uvloop's transport socket builds a socket object,
+    with a `getsockname`, on every `setsockopt`) and closed with `close`.
     """
 
     def __init__(self, sock: Any) -> None:
         option = getattr(socket, "TCP_CORK", None)
-        self._set = (
-            (lambda on: sock.setsockopt(socket.IPPROTO_TCP, option, on))
-            if option is not None and sock is not None and sock.family != socket.AF_UNIX
-            else None
-        )
+        tcp = option is not None and sock is not None and sock.family != socket.AF_UNIX
+        self._sock = sock if tcp else None
+        self._own: socket.socket | None = None
         self._held = False
 
+    def _set(self, on: int) -> None:
+        if self._sock is None:
+            return
+        with contextlib.suppress(OSError):
+            if self._own is None:
+                self._own = socket.socket(fileno=os.dup(self._sock.fileno()))
+            self._own.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, on)
+
     def hold(self) -> None:
-        if not self._held and self._set is not None:
+        if not self._held and self._sock is not None:
             self._held = True
-            with contextlib.suppress(OSError):
-                self._set(1)
+            self._set(1)
 
     def release(self) -> None:
-        if self._held and self._set is not None:
+        if self._held:
             self._held = False
-            with contextlib.suppress(OSError):
-                self._set(0)
+            self._set(0)
+
+    def close(self) -> None:
+        """Release, and close the duplicate descriptor (the socket itself stays open)."""
+        self.release()
+        if self._own is not None:
+            self._own.close()
+            self._own = None
 
 
 class Wakeup:
@@ -383,3 +397,5 @@ class _Link:
             self.writer_error = exc
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(), self.config.close_timeout)
+        finally:
+            cork.close()

@@ -107,3 +107,30 @@ def test_a_failing_action_neither_stops_the_others_nor_the_clock() -> None:
     scheduler.stop()  # the virtual clock stays "running" after an action raised
     scheduler.advance_to(3.0)
     assert ran == [("same tick", 1.0), ("later", 2.0)]
+
+
+class EarlyScheduler(CountingScheduler):
+    """Fires every timer `early` seconds before its due time, as uvloop does when it keeps
+    timers in whole milliseconds."""
+
+    early = 0.0007
+
+    def schedule_relative(self, duetime: Any, action: Any, state: Any = None) -> Any:
+        seconds = max(0.0, self.to_seconds(duetime) - self.early)
+        return super().schedule_relative(seconds, action, state)
+
+
+def test_a_loop_that_fires_early_gets_one_wake_up_per_due_time_not_a_spin() -> None:
+    scheduler = EarlyScheduler()
+    released: list[tuple[float, float]] = []
+    dues = [0.02 * k for k in range(1, 51)]
+    began = scheduler.clock
+    reactivex.from_iterable(dues).pipe(pace(lambda item: item, scheduler)).subscribe(
+        lambda item: released.append((scheduler.clock - began, item))
+    )
+    scheduler.start()
+    assert [item for _, item in released] == dues  # every item, in order
+    # one timer per item: the firing stands for the time it was armed for
+    assert scheduler.timers == len(dues)
+    for left, due in released:  # early by no more than the loop fired early
+        assert due - EarlyScheduler.early - 1e-9 <= left <= due
