@@ -111,7 +111,10 @@ class SessionConfig:
     frame_ms: int = DEFAULT_FRAME_MS
     binary: bool = False  # v1 binary frames (no seq), for v0.2 backends that want them
     binary_seq: bool = True  # v0.3: binary frames with seq when the backend offers them
-    level_interval: float = 0.25  # seconds between level events per source; 0: every frame
+    # seconds between level events per source (0: every frame): the display's rate
+    # (pipeline.display.STATE_EVERY_S); faster levels were never shown, and at 0.1 s the
+    # meter was a sixth of a real-time session's CPU
+    level_interval: float = 0.25
     verify_tls: bool | ssl.SSLContext = True
     max_message_bytes: int = 4 * 1024 * 1024
     client_features: ClientFeatures = field(default_factory=ClientFeatures)
