@@ -17,7 +17,10 @@ with seq, which the sink offers; JSON with `--json`), on the same event loop (`-
 After N = 1, 50, 200, 500 a short bisection per arm finds the largest N whose p99 lag stays
 under 20 ms (each probe is one run: a noisy neighbour can move it by a step). The summary
 gives CPU per session as a ratio to the bare senders at N = 50 and 200, and the ratio of
-the two largest N.
+the two largest N. With `--rounds R` each N runs R alternated rounds, every round's ratio
+is printed, and the figures are each arm's median run:
+
+    python benchmarks/sessions.py --counts 50 --bisect 0 --rounds 3   # ~1.5 minutes
 """
 
 from __future__ import annotations
@@ -259,13 +262,21 @@ def ratio(session: Point, bare: Point) -> float:
     return session.cpu_per_session / bare.cpu_per_session
 
 
-async def main(counts: list[int], window: float, bisect_steps: int, binary: bool) -> None:
+def middle(points: list[Point]) -> Point:
+    """The run with the median CPU per session (of an odd count; the lower middle else)."""
+    return sorted(points, key=lambda p: p.cpu_per_session)[(len(points) - 1) // 2]
+
+
+async def main(
+    counts: list[int], window: float, bisect_steps: int, binary: bool, rounds: int = 1
+) -> None:
     quiet()
     raise_fd_limit(4 * max(counts) + 256)
     print(f"machine: {machine()}")
     framing = "binary v2" if binary else "JSON"
     print(
         f"N = {', '.join(map(str, counts))}; window {window:.0f} s of steady streaming per run; "
+        f"{rounds} alternated round(s) per N (figures: the median run of each arm); "
         f"{framing} audio in both arms; {loop_name()}"
     )
     points: dict[int, Point] = {}
@@ -278,11 +289,15 @@ async def main(counts: list[int], window: float, bisect_steps: int, binary: bool
             }
             if index % 2:  # alternate which arm goes first
                 arms = dict(reversed(list(arms.items())))
-            result = await alternate(arms, 1)
-            points[n], bares[n] = result["session"][0], result["bare"][0]
-            print(points[n].line("session"))
-            print(bares[n].line("bare"))
-            print(f"ratio    N={n:4d}  CPU per session {ratio(points[n], bares[n]):.2f}x the bare")
+            result = await alternate(arms, rounds)
+            for session_point, bare_point in zip(result["session"], result["bare"], strict=True):
+                print(session_point.line("session"))
+                print(bare_point.line("bare"))
+                print(
+                    f"ratio    N={n:4d}  CPU per session "
+                    f"{ratio(session_point, bare_point):.2f}x the bare"
+                )
+            points[n], bares[n] = middle(result["session"]), middle(result["bare"])
         low, high = await largest_n(sink, run_sessions, points, window, binary, bisect_steps)
         bare_low, bare_high = await largest_n(sink, run_bare, bares, window, binary, bisect_steps)
     print(f"target: p99 lag < {TARGET_P99_MS:.0f} ms holds up to N = {held(low, high)}")
@@ -311,10 +326,13 @@ if __name__ == "__main__":
     parser.add_argument("--bisect", type=int, default=3, help="probes per arm for the largest N")
     parser.add_argument("--counts", default="1,50,200,500", help="the N measured in both arms")
     parser.add_argument("--json", action="store_true", help="JSON audio in both arms")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="alternated rounds per N (medians of each arm)"
+    )
     add_loop_option(parser)
     args = parser.parse_args()
     if args.smoke:
         run_on(args.loop, main([1, 5], 1.0, 0, not args.json))
     else:
         counts = [int(n) for n in args.counts.split(",")]
-        run_on(args.loop, main(counts, args.window, args.bisect, not args.json))
+        run_on(args.loop, main(counts, args.window, args.bisect, not args.json, args.rounds))
