@@ -48,7 +48,10 @@ def pace(
             clock = scheduler or subscribe_scheduler or TimeoutScheduler.singleton()
             ticker = shared_ticker(clock, granularity)
             start = seconds_of(clock)()
-            queue: deque[tuple[float, _T]] = deque()  # (due, item), due computed once
+            # (when, item): the due time on the clock, computed once, compared with the
+            # ticker's time as is: `tick_at - start` on an epoch clock (a session's reads
+            # `time.time()`) is off by a float step, and the item fired for not yet due
+            queue: deque[tuple[float, _T]] = deque()
             cancel: list[Callable[[], None]] = []
             pending = False
             completed = False
@@ -57,7 +60,7 @@ def pace(
                 nonlocal pending
                 pending = False
                 cancel.clear()
-                now = ticker.tick_at - start  # called by the ticker: its time
+                now = ticker.tick_at  # called by the ticker: its time
                 while queue and queue[0][0] <= now + 1e-9:
                     observer.on_next(queue.popleft()[1])
                 if queue:
@@ -70,10 +73,10 @@ def pace(
                 if pending:
                     return
                 pending = True
-                cancel.append(ticker.call_at(start + queue[0][0], release))
+                cancel.append(ticker.call_at(queue[0][0], release))
 
             def on_next(item: _T) -> None:
-                queue.append((due(item), item))
+                queue.append((start + due(item), item))
                 arm()
 
             def on_completed() -> None:

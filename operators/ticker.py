@@ -82,7 +82,8 @@ class Ticker:
     def _rounded(self, due: float) -> float:
         if not self.granularity:
             return due
-        return math.ceil(due / self.granularity - _EPSILON) * self.granularity
+        # never before `due`: on an epoch clock the quotient can round a float step down
+        return max(due, math.ceil(due / self.granularity - _EPSILON) * self.granularity)
 
     def _arm(self, fire_at: float, now: float) -> None:
         self._armed_at = fire_at

@@ -1,0 +1,78 @@
+"""Pacing on a clock that reads seconds since the epoch, as a session's does.
+
+A session's `AsyncIOScheduler` keeps reactivex's own `now`, so the ticker and `pace` read
+`time.time()`: about 1.8e9 s, where a float's step is about 2.4e-7 s. Due times compared
+with a 1e-9 s tolerance after subtracting two such clocks are off by that step about half
+the time; an exact scheduler then finds the item it fired for not yet due, and re-arms
+for the same instant forever. Here the clock is virtual (a `HistoricalScheduler` at a
+date of today), so the facts are exact: one timer per item, never early, at most one grid
+step late, every stream complete and in order.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import reactivex
+from reactivex.scheduler import HistoricalScheduler
+
+from operators.pace import pace
+from operators.ticker import Ticker
+
+ITEMS = 200
+FRAME_S = 0.02
+
+
+class EpochScheduler(HistoricalScheduler):
+    """Virtual time at a date of today; counts its timers and refuses to spin."""
+
+    def __init__(self, microsecond: int = 123457) -> None:
+        super().__init__(datetime(2026, 11, 27, 22, 0, 0, microsecond, tzinfo=UTC))
+        self.timers = 0
+        self.at_once = (self.now, 0)  # timers armed at the current instant
+
+    def seconds(self) -> float:
+        return self.to_seconds(self.now)
+
+    def schedule_relative(self, duetime: Any, action: Any, state: Any = None) -> Any:
+        self.timers += 1
+        instant, count = self.at_once
+        self.at_once = (self.now, count + 1 if instant == self.now else 1)
+        if self.at_once[1] > 10:  # re-armed for the same instant, over and over
+            raise RuntimeError("the ticker spins on one instant")
+        return super().schedule_relative(duetime, action, state)
+
+
+# 35000 µs: the 8th item's due time (x.195035 s) divided by the 5 ms grid is a float
+# step below its true quotient, so the grid rounds it a float step before the due time
+@pytest.mark.parametrize(("grid", "microsecond"), [(0.0, 123457), (0.005, 123457), (0.005, 35000)])
+def test_on_an_epoch_clock_every_item_leaves_once_on_time_without_a_spin(
+    grid: float, microsecond: int
+) -> None:
+    scheduler = EpochScheduler(microsecond)
+    begun = scheduler.seconds()
+    dues = [FRAME_S * k for k in range(1, ITEMS + 1)]
+    left: list[tuple[float, float]] = []
+    done: list[float] = []
+    reactivex.from_iterable(dues).pipe(pace(lambda d: d, scheduler, granularity=grid)).subscribe(
+        lambda d: left.append((scheduler.seconds() - begun, d)),
+        on_completed=lambda: done.append(scheduler.seconds() - begun),
+    )
+    scheduler.start()
+    assert [d for _, d in left] == dues
+    for at, due in left:
+        assert due - 1e-6 <= at <= due + grid + 1e-6  # never early, at most a grid step late
+    assert done == [left[-1][0]]  # completed with the last item, not after
+    assert scheduler.timers <= ITEMS
+
+
+def test_on_the_grid_an_action_never_runs_before_its_due_time() -> None:
+    scheduler = EpochScheduler(35000)
+    due = scheduler.seconds() + 8 * FRAME_S  # its grid step computes a float step early
+    ticker = Ticker(scheduler, 0.005)
+    ran: list[float] = []
+    ticker.call_at(due, lambda: ran.append(ticker.tick_at))  # the time the firing stands for
+    scheduler.start()
+    assert len(ran) == 1 and ran[0] >= due
