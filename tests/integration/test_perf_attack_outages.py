@@ -1,0 +1,78 @@
+"""A file read as fast as the session delivers, through repeated outages: the source waits
+on the demand again and again (a small flow window, resets that refuse reconnection for a
+while), and every outage's connections corked their backlog through a duplicate
+descriptor. Nothing may be lost, repeated or held: every frame once, in order; every
+duplicate descriptor closed; no descriptor, socket or task left behind."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backend.chaos import ChaosProxy, Fault
+from backend.recording import recorded_pcm
+from pipeline import connection
+from pipeline.session import Session
+from pipeline.sources import from_samples
+from tests.conftest import BackendFactory
+from tests.integration.resources import leaks_after, snapshot
+from tests.integration.test_chaos import through
+from tests.integration.test_session import chirp
+
+OUTAGES = 6
+SECONDS = 8.0  # 400 frames of 20 ms
+WINDOW_S = 0.2  # a flow window of 10 frames: the file waits on the demand all the time
+
+
+class _CountingCork(connection.Cork):
+    """The real cork, counting the duplicate descriptors it makes and closes (a spy)."""
+
+    made = 0
+    closed = 0
+
+    def _set(self, on: int) -> None:
+        had = self._own is not None
+        super()._set(on)
+        if not had and self._own is not None:
+            _CountingCork.made += 1
+
+    def close(self) -> None:
+        had = self._own is not None
+        super().close()
+        if had and self._own is None:
+            _CountingCork.closed += 1
+
+
+async def test_a_waiting_file_resumes_after_every_outage_and_leaves_no_descriptor(
+    make_backend: BackendFactory, record_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connection, "Cork", _CountingCork)
+    samples = chirp(SECONDS)
+    frames = len(samples) // 320
+    faults = [Fault(at=50 * (n + 1), kind="reset", duration=0.3) for n in range(OUTAGES)]
+    before = snapshot()
+    async with make_backend() as backend:
+        backend_up = snapshot()
+        async with ChaosProxy(backend.port, faults, clock="frames") as proxy:
+            serving = snapshot()
+            config = through(proxy, flow_window=WINDOW_S)
+            session = Session(config, from_samples(samples, realtime=False))
+            report = await asyncio.wait_for(session.run(), 60)
+            assert await leaks_after(serving, threads=False) == {}
+        assert await leaks_after(backend_up, threads=False) == {}
+    assert await leaks_after(before) == {}
+
+    assert proxy.stats.faults_applied == faults
+    assert report.outcome == "completed", report.reason
+    assert report.reconnects == report.resumes == OUTAGES and report.resets == 0
+    counts: Any = report.audio["system"]
+    assert counts.captured == counts.sent == counts.acked == frames
+    assert counts.dropped == counts.unconfirmed == counts.buffered == 0
+    assert report.frames_lost == 0
+    assert recorded_pcm(record_dir, session.ids.session_id) == samples.tobytes()
+    # every connection after an outage resent a backlog, corked: each duplicate closed
+    assert _CountingCork.made >= OUTAGES
+    assert _CountingCork.closed == _CountingCork.made
