@@ -14,13 +14,14 @@ import pytest
 
 from backend.chaos import ChaosProxy, Fault
 from backend.recording import recorded_pcm
+from backend.server import free_port
 from pipeline import connection
 from pipeline.session import Session
 from pipeline.sources import from_samples
 from tests.conftest import BackendFactory
 from tests.integration.resources import leaks_after, snapshot
 from tests.integration.test_chaos import through
-from tests.integration.test_session import chirp
+from tests.integration.test_session import chirp, fast
 
 OUTAGES = 6
 SECONDS = 8.0  # 400 frames of 20 ms
@@ -76,3 +77,29 @@ async def test_a_waiting_file_resumes_after_every_outage_and_leaves_no_descripto
     # every connection after an outage resent a backlog, corked: each duplicate closed
     assert _CountingCork.made >= OUTAGES
     assert _CountingCork.closed == _CountingCork.made
+
+
+async def test_a_file_stopped_while_it_waits_on_the_demand_leaves_no_watcher() -> None:
+    """The backend never answers: the file fills its window and waits, watching the
+    outbox; `stop` must end the wait and take the watch away with it."""
+    before = snapshot()
+    samples = chirp(SECONDS)
+    window = round(WINDOW_S / 0.02)
+    config = fast(f"ws://127.0.0.1:{free_port()}", flow_window=WINDOW_S)  # nothing listens
+    session = Session(config, from_samples(samples, realtime=False))
+    run = asyncio.create_task(session.run())
+    listeners = session._outbox._listeners
+    for _ in range(1000):  # until the file waits: its demand watches beside the counts
+        if session._outbox.held >= window and len(listeners) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert session._outbox.held >= window and len(listeners) == 2
+    held = session._outbox.held
+    await asyncio.sleep(3 * config.backoff.initial)  # retries come and go; the file waits on
+    assert session._outbox.held == held < len(samples) // 320
+    await session.stop(timeout=0.5)
+    report = await asyncio.wait_for(run, 10)
+    assert report.outcome in {"stopped", "failed"}, report.reason
+    assert listeners == []  # the waiting source's watch went with it, as did the counts'
+    assert report.audio["system"].captured == held  # nothing read after the stop
+    assert await leaks_after(before) == {}
