@@ -18,7 +18,11 @@ from typing import Any
 
 import pytest
 import reactivex
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reactivex.scheduler import HistoricalScheduler
+from reactivex.subject import Subject
+from reactivex.testing import TestScheduler
 
 from operators.pace import pace
 from operators.ticker import Ticker
@@ -91,3 +95,78 @@ def test_on_the_grid_an_action_never_runs_before_its_due_time() -> None:
     ticker.call_at(due, lambda: ran.append(ticker.tick_at))  # the time the firing stands for
     scheduler.start()
     assert len(ran) == 1 and ran[0] >= due
+
+
+@st.composite
+def paced_streams(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Streams on one virtual clock: each starts at its own moment, on one of several
+    grids (so several tickers share the scheduler), gets items late or early, in bursts,
+    and may be cancelled mid-flight (at moments off the millisecond, so never a tie)."""
+    streams = []
+    for _ in range(draw(st.integers(1, 6))):
+        start = draw(st.integers(0, 500)) / 1000
+        gaps = draw(st.lists(st.integers(0, 60), max_size=12))
+        arrivals = [start + sum(gaps[: i + 1]) / 1000 for i in range(len(gaps))]
+        dues = [draw(st.integers(0, 800)) / 1000 for _ in gaps]
+        streams.append(
+            {
+                "start": start,
+                "grid": draw(st.sampled_from([0.0, 0.005, 0.01])),
+                "items": list(zip(arrivals, dues, strict=True)),
+                "ends": (arrivals[-1] if arrivals else start) + draw(st.integers(0, 50)) / 1000,
+                "cancel": draw(st.none() | st.integers(0, 1500).map(lambda m: m / 1000 + 0.0003)),
+            }
+        )
+    return streams
+
+
+@given(paced_streams())
+@settings(max_examples=150, deadline=None)
+def test_many_streams_keep_order_and_time_and_stop_when_cancelled(
+    streams: list[dict[str, Any]],
+) -> None:
+    scheduler = TestScheduler()
+    out: list[list[tuple[float, int]]] = [[] for _ in streams]
+    completed: list[list[float]] = [[] for _ in streams]
+
+    def begin(n: int, spec: dict[str, Any]) -> None:
+        items: Subject[tuple[int, float]] = Subject()
+
+        def due(item: tuple[int, float]) -> float:
+            return item[1]
+
+        paced = items.pipe(pace(due, scheduler, granularity=spec["grid"]))
+
+        def note(item: tuple[int, float]) -> None:
+            out[n].append((scheduler.clock, item[0]))
+
+        subscription = paced.subscribe(
+            note,
+            on_completed=lambda: completed[n].append(scheduler.clock),
+        )
+        for index, (arrival, due) in enumerate(spec["items"]):
+            scheduler.schedule_absolute(arrival, lambda *_, i=index, d=due: items.on_next((i, d)))
+        scheduler.schedule_absolute(spec["ends"], lambda *_: items.on_completed())
+        if spec["cancel"] is not None:
+            scheduler.schedule_absolute(spec["cancel"], lambda *_: subscription.dispose())
+
+    for n, spec in enumerate(streams):
+        scheduler.schedule_absolute(spec["start"], lambda *_, n=n, s=spec: begin(n, s))
+    scheduler.start()
+
+    for n, spec in enumerate(streams):
+        left, items, cancel = out[n], spec["items"], spec["cancel"]
+        assert [index for _, index in left] == list(range(len(left)))  # in order, none twice
+        previous = spec["start"]
+        for at, index in left:
+            arrival, due = items[index]
+            earliest = max(arrival, spec["start"] + due, previous)
+            assert earliest - 1e-9 <= at <= earliest + spec["grid"] + 1e-9
+            previous = at
+        if cancel is None:
+            assert len(left) == len(items)  # every item
+            assert completed[n] == [pytest.approx(max(spec["ends"], previous), abs=1e-9)]
+        else:
+            assert all(at < cancel for at, _ in left)  # nothing after the cancel
+            if len(left) < len(items):
+                assert completed[n] == []
