@@ -20,6 +20,7 @@ import pytest
 import reactivex
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reactivex.disposable import Disposable
 from reactivex.scheduler import HistoricalScheduler
 from reactivex.subject import Subject
 from reactivex.testing import TestScheduler
@@ -170,3 +171,32 @@ def test_many_streams_keep_order_and_time_and_stop_when_cancelled(
             assert all(at < cancel for at, _ in left)  # nothing after the cancel
             if len(left) < len(items):
                 assert completed[n] == []
+
+
+class BestEffortScheduler(TestScheduler):
+    """Virtual time whose timers still fire after they were cancelled: cancelling is
+    "best effort" on reactivex's `TimeoutScheduler`, whose timer may already be running
+    on its thread (waiting for the ticker's lock) when a new timer replaces it."""
+
+    def schedule_relative(self, duetime: Any, action: Any, state: Any = None) -> Any:
+        super().schedule_relative(duetime, action, state)
+        return Disposable()  # a cancel that comes too late
+
+
+def test_a_replaced_timer_that_still_fires_runs_nothing_before_its_time() -> None:
+    scheduler = BestEffortScheduler()
+    ticker = Ticker(scheduler)
+    ran: list[tuple[str, float, float]] = []
+
+    def note(name: str) -> None:
+        ran.append((name, scheduler.clock, ticker.tick_at))
+
+    def early() -> None:
+        note("early")
+        ticker.call_at(2.0, lambda: note("late"))  # armed for 2.0 once this firing ends
+
+    cancel = ticker.call_at(1.0, lambda: note("cancelled"))  # a timer for 1.0...
+    ticker.call_at(0.5, early)  # ...replaced by one for 0.5: the 1.0 one fires anyway
+    cancel()
+    scheduler.start()
+    assert ran == [("early", 0.5, 0.5), ("late", 2.0, 2.0)]
