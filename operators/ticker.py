@@ -88,14 +88,16 @@ class Ticker:
     def _arm(self, fire_at: float, now: float) -> None:
         self._armed_at = fire_at
         self._timer.disposable = self.scheduler.schedule_relative(
-            max(0.0, fire_at - now), self._fire
+            max(0.0, fire_at - now), self._fire, float(fire_at)
         )
 
-    def _fire(self, _: abc.SchedulerBase, __: object = None) -> None:
+    def _fire(self, _: abc.SchedulerBase, armed_for: object = None) -> None:
         with self._lock:
-            armed_at, self._armed_at = self._armed_at, None
+            self._armed_at = None
             now = self.now()
-            self.tick_at = now if armed_at is None else max(now, armed_at)
+            # the time this timer was armed for, not the latest arming: cancelling is best
+            # effort on threads, and a replaced timer may still fire, before that one
+            self.tick_at = max(now, armed_for) if isinstance(armed_for, float) else now
             heap = self._heap
             due: list[_Entry] = []
             while heap and heap[0][0] <= self.tick_at + _EPSILON:
