@@ -362,13 +362,14 @@ class _Link:
         written = 0
         try:
             while True:
+                # cleared before looking: a change while this turn awaits wakes the next
+                self.wake.clear()
                 frame = self.link.take(loop.time())
                 if frame is None:
                     cork.release()
                     actions = self.link.idle(loop.time())
                     if actions:  # usually none: no coroutine per idle turn
                         await self._do(ws, actions)
-                    self.wake.clear()
                     await self.wake.wait()
                     continue
                 if self.outbox.unsent:

@@ -21,7 +21,7 @@ from pipeline import connection
 from pipeline.report import SessionReport
 from pipeline.session import Session
 from pipeline.sources import from_samples
-from tests.integration.test_perf_attack_outages import WINDOW_S, _CountingCork
+from tests.integration.test_demand_outages import WINDOW_S, _CountingCork
 from tests.integration.test_session import chirp, fast
 
 RESTARTS = 3
