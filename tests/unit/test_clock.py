@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from reactivex.scheduler import TimeoutScheduler
 from reactivex.scheduler.eventloop import AsyncIOScheduler
@@ -16,38 +16,37 @@ from operators.clock import seconds_of
 def test_virtual_time_is_read_through_the_schedulers_own_now() -> None:
     scheduler = TestScheduler()
     now = seconds_of(scheduler)
-    assert now() == scheduler.to_seconds(scheduler.now)
+    assert now() == 0.0
     scheduler.advance_by(timedelta(seconds=3.25))
-    assert now() == scheduler.to_seconds(scheduler.now)
+    assert now() == 3.25
 
 
-def test_wall_clock_schedulers_read_the_same_seconds_as_their_now() -> None:
+def test_wall_clock_schedulers_are_read_as_time_time() -> None:
+    """Schedulers that keep reactivex's own `now` (the wall clock in UTC) skip the datetime."""
     loop = asyncio.new_event_loop()
     try:
         for scheduler in (AsyncIOScheduler(loop), TimeoutScheduler.singleton()):
-            now = seconds_of(scheduler)
-            before = scheduler.to_seconds(scheduler.now)
-            read = now()
-            after = scheduler.to_seconds(scheduler.now)
-            assert now is time.time
-            # `now` has microsecond resolution: the read lies between the two, to within it
-            assert before - 1e-6 <= read <= after + 1e-6
+            assert seconds_of(scheduler) is time.time
     finally:
         loop.close()
 
 
-class _Shifted(AsyncIOScheduler):
-    """A scheduler with its own notion of now: a day ahead."""
+_FIXED = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+class _Fixed(AsyncIOScheduler):
+    """An asyncio scheduler with its own notion of now: a fixed instant."""
 
     @property
-    def now(self):  # type: ignore[no-untyped-def]
-        return super().now + timedelta(days=1)
+    def now(self) -> datetime:
+        return _FIXED
 
 
 def test_a_scheduler_that_overrides_now_is_read_through_it() -> None:
     loop = asyncio.new_event_loop()
     try:
-        scheduler = _Shifted(loop)
-        assert seconds_of(scheduler)() > time.time() + 86_000
+        now = seconds_of(_Fixed(loop))
+        assert now is not time.time
+        assert now() == _FIXED.timestamp()
     finally:
         loop.close()
