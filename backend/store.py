@@ -102,6 +102,7 @@ class BackendSession:
                 # only the legacy v0.2 mode drops; otherwise the connection stops reading
                 drop_when_full=self.config.protocol == "0.2",
             ).start()
+            stream.adaptation = adaptation  # what it started from, until its first final
             if unavailable is not None:
                 self.log.warning("no recogniser for {}: {}", source, unavailable)
                 stream.recognizing = False
@@ -178,7 +179,6 @@ class BackendSession:
         for source, kept in saved.sources.items():
             stream = self.stream(source, kept.adaptation)
             stream.restore(kept.keep_from, kept.frame_bytes, kept.finals)
-            stream.adaptation = kept.adaptation
             for seq, pcm in kept.frames:
                 stream.accept(pcm, seq, record=False)
             stream.next_seq = max(stream.next_seq, kept.next_seq)
@@ -277,9 +277,7 @@ class SessionStore:
         session = BackendSession(
             session_id, resumable, self.config, self.recognizers, self.executor, instance
         )
-        session.reclaim = lambda adaptation: hand_over(
-            self.detached.values(), self.recognizers, adaptation
-        )
+        session.reclaim = self._reclaim
         self.sessions[session.key] = session
         session.log.info(
             "session {} started{}",
@@ -327,14 +325,16 @@ class SessionStore:
         )
         session.resume_secret = None  # the client has it already
         session.resume_digest = digest(secret)
-        session.reclaim = lambda adaptation: hand_over(
-            self.detached.values(), self.recognizers, adaptation
-        )
+        session.reclaim = self._reclaim
         session.restore(saved)
         saved.log.on_fenced = lambda: self._fenced(session)
         self.sessions[session.key] = session
         session.log.info("session {} taken up from the shared store", _short_id(session.session_id))
         return Opened(session, resumed=True, superseded=superseded)
+
+    def _reclaim(self, adaptation: str | None) -> asyncio.Task[Recognizer] | None:
+        """A recogniser freed from a detached session, for a live one the pool left without."""
+        return hand_over(self.detached.values(), self.recognizers, adaptation)
 
     def _fenced(self, session: BackendSession) -> None:
         """Another instance took the session over: let this copy go (not the store's)."""
