@@ -26,7 +26,7 @@ from operators.clock import seconds_of
 FULL_SCALE = 32768.0
 SILENCE_DBFS = -120.0  # the floor: digital silence reads as this, never -inf
 DEFAULT_INTERVAL = 0.1  # seconds: at most 10 level events per second and source
-_SMALL_WINDOW = 8192  # samples (0.5 s): below, `power` pays per numpy call; above, per pass
+LIVE_WINDOW = 8192  # samples (0.5 s): up to it `power` pays per numpy call; beyond, per pass
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,7 +50,7 @@ def power(samples: Samples) -> tuple[float, float]:
     """(mean square, peak magnitude) of int16 samples — the additive parts of a level."""
     if not len(samples):
         return 0.0, 0.0
-    if len(samples) <= _SMALL_WINDOW:
+    if len(samples) <= LIVE_WINDOW:
         # a live window: numpy's per-call overhead dominates, so two calls on an int64
         # copy (exact: at most 2^30 per sample, over a hundred hours before overflow)
         wide = samples.astype(np.int64)

@@ -16,6 +16,7 @@ from backend.chaos import ChaosProxy, Fault
 from backend.recording import recorded_pcm
 from backend.server import free_port
 from pipeline import connection, flow
+from pipeline.audio import FRAME_SAMPLES
 from pipeline.session import Session
 from pipeline.sources import from_samples
 from tests.conftest import BackendFactory
@@ -71,7 +72,7 @@ async def test_a_waiting_file_resumes_after_every_outage_and_leaves_no_descripto
     monkeypatch.setattr(connection, "Cork", _CountingCork)
     _CountingCork.made = _CountingCork.closed = 0
     samples = chirp(SECONDS)
-    frames = len(samples) // 320
+    frames = len(samples) // FRAME_SAMPLES
     faults = [Fault(at=50 * (n + 1), kind="reset", duration=0.3) for n in range(OUTAGES)]
     before = snapshot()
     async with make_backend() as backend:
@@ -115,7 +116,7 @@ async def test_a_file_stopped_while_it_waits_on_the_demand_leaves_no_watcher() -
     assert session._outbox.held >= WINDOW_FRAMES and len(listeners) == 2
     held = session._outbox.held
     await asyncio.sleep(3 * config.backoff.initial)  # retries come and go; the file waits on
-    assert session._outbox.held == held < len(samples) // 320
+    assert session._outbox.held == held < len(samples) // FRAME_SAMPLES
     await session.stop(timeout=0.5)
     report = await asyncio.wait_for(run, 10)
     assert report.outcome == "stopped", report.reason
@@ -130,7 +131,7 @@ async def test_a_v02_backend_confirms_a_waiting_file_by_barriers_frame_for_frame
     """Confirmation by ping barriers: the writer runs dry after every window, sends a
     barrier, and only its answer wakes the file again."""
     samples = chirp(SECONDS)
-    frames = len(samples) // 320
+    frames = len(samples) // FRAME_SAMPLES
     async with make_backend(protocol="0.2") as backend:
         config = fast(backend.url, flow_window=WINDOW_S)
         session = Session(config, from_samples(samples, realtime=False))

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from operators.level import power
+from operators.level import LIVE_WINDOW, power
 from pipeline.errors import FailureKind
 from pipeline.outbox import SourceCounts
 from pipeline.state import AppState, Level, reduce
@@ -37,8 +37,6 @@ from pipeline.status import (
     Streaming,
     Transcribed,
 )
-
-LIVE_WINDOW = 8192  # the longest window on the copying path
 
 
 def exact_power(samples: np.ndarray) -> tuple[float, float]:

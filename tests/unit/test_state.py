@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
 from functools import reduce as fold
 
 import reactivex
@@ -10,7 +9,7 @@ from reactivex import operators as ops
 
 from pipeline.errors import FailureKind
 from pipeline.outbox import SourceCounts
-from pipeline.state import AppState, Level, Phase, reduce, with_meters
+from pipeline.state import AppState, Phase, reduce
 from pipeline.status import (
     AudioCounts,
     BackendStatus,
@@ -153,25 +152,3 @@ def test_reduce_is_pure() -> None:
     event = Reconnecting(at=1.0, attempt=1, delay=1.0, cause="x")
     assert reduce(before, event) == reduce(before, event)
     assert before.phase is Phase.CONNECTING
-
-
-def test_the_copy_for_levels_and_counts_is_replace_field_for_field() -> None:
-    """`with_meters` sets the slots directly: it must equal `replace` on every field,
-    from a state where every phase-related field has been set."""
-    state = play(
-        Started(at=1.0, session_id="s", attempt_id="a"),
-        Connecting(at=1.5, connection_id="c1"),
-        Streaming(at=2.0, connection_id="c1", protocol="0.3", resumed=None),
-        Transcribed(at=3.0, source="system", text="hello", partial=False),
-        Reconnecting(at=4.0, attempt=1, delay=0.5, cause="reset"),
-        BackendStatus(at=4.2, state="warning", message="slow"),
-    )
-    audio = {"system": SourceCounts(captured=9, sent=7, buffered=2, acked=5)}
-    levels = {"mic": Level(-20.0, -6.0)}
-    fast = with_meters(state, audio, levels, 5.0)
-    slow = replace(state, audio=audio, levels=levels, updated_at=5.0)
-    assert type(fast) is AppState
-    for name in (f.name for f in fields(AppState)):
-        assert getattr(fast, name) == getattr(slow, name), name
-    assert fast == slow and fast is not state
-    assert state.levels == {} and state.updated_at == 4.2  # the old state is untouched
