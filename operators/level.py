@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import reactivex
 from reactivex import Observable, abc
-from reactivex import operators as ops
-from reactivex.disposable import CompositeDisposable
+from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler import TimeoutScheduler
 from reactivex.scheduler.periodicscheduler import PeriodicScheduler
 
@@ -82,51 +81,58 @@ def window_level(source: str, at: float, chunks: Sequence[Samples]) -> Level:
     return Level(at=at, source=source, rms_dbfs=dbfs(math.sqrt(mean_square)), peak_dbfs=dbfs(peak))
 
 
-class LevelWindows:
-    """This window's frames, per source, until a tick turns them into levels.
+class LevelMeter:
+    """Levels of the frames fed to it: one per frame (`interval` 0), or per source and
+    window of `interval` seconds of `scheduler`'s time, the windows ticking from `start`.
 
-    The accumulator behind `level_meter`.
+    The state behind `level_meter`, usable on its own by a consumer that already holds
+    every frame: the session feeds it beside the outbox, from one subscription to the
+    source, instead of publishing the source to two chains of operators.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        interval: float,
+        emit: Callable[[Level], None],
+        scheduler: abc.SchedulerBase | None = None,
+    ) -> None:
+        if interval < 0:
+            raise ValueError("interval must be >= 0")
+        self.interval, self.emit = interval, emit
+        self._clock = scheduler or TimeoutScheduler.singleton()
+        self._now = seconds_of(self._clock)
         self._window: dict[str, list[Samples]] = {}
 
     def add(self, frame: AudioFrame) -> None:
+        if not self.interval:
+            self.emit(frame_level(frame))
+            return
         chunks = self._window.get(frame.source)
         if chunks is None:
             self._window[frame.source] = [frame.samples]
         else:
             chunks.append(frame.samples)
 
-    def close(self, at: float) -> list[Level]:
-        """The levels of the window that ends now; the next one starts empty."""
+    def close(self) -> None:
+        """Emit the levels of the window that ends now; the next one starts empty."""
         ended, self._window = self._window, {}
-        return [window_level(source, at, chunks) for source, chunks in ended.items()]
+        at = self._now() if ended else 0.0
+        for source, chunks in ended.items():
+            self.emit(window_level(source, at, chunks))
 
-    def tick(
-        self,
-        interval: float,
-        emit: Callable[[Level], None],
-        scheduler: abc.SchedulerBase | None = None,
-    ) -> abc.DisposableBase:
-        """Close a window every `interval` seconds of `scheduler`'s time, emitting its levels."""
-        clock = scheduler or TimeoutScheduler.singleton()
+    def start(self) -> abc.DisposableBase:
+        """Close a window every `interval` seconds (nothing to do per frame: no timer)."""
+        if not self.interval:
+            return Disposable()
+        clock = self._clock
         if not isinstance(clock, PeriodicScheduler):
             raise TypeError(f"the level meter needs a periodic scheduler, not {clock!r}")
 
-        now = seconds_of(clock)
-
         def on_tick(state: object) -> object:
-            for level in self.close(now()):
-                emit(level)
+            self.close()
             return state
 
-        return clock.schedule_periodic(interval, on_tick)
-
-
-def _seconds(scheduler: abc.SchedulerBase | None) -> float:
-    clock = scheduler or TimeoutScheduler.singleton()
-    return clock.to_seconds(clock.now)
+        return clock.schedule_periodic(self.interval, on_tick)
 
 
 def level_meter(
@@ -149,22 +155,18 @@ def level_meter(
         raise ValueError("interval must be >= 0")
 
     def operator(frames: Observable[AudioFrame]) -> Observable[Level]:
-        if interval == 0:
-            return frames.pipe(ops.map(frame_level))
-
         def subscribe(
             observer: abc.ObserverBase[Level], sub_scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            windows = LevelWindows()
+            meter = LevelMeter(interval, observer.on_next, scheduler or sub_scheduler)
 
             def on_completed() -> None:
-                for level in windows.close(_seconds(scheduler or sub_scheduler)):
-                    observer.on_next(level)
+                meter.close()
                 observer.on_completed()
 
-            ticking = windows.tick(interval, observer.on_next, scheduler or sub_scheduler)
+            ticking = meter.start()
             upstream = frames.subscribe(
-                windows.add, observer.on_error, on_completed, scheduler=sub_scheduler
+                meter.add, observer.on_error, on_completed, scheduler=sub_scheduler
             )
             return CompositeDisposable(upstream, ticking)
 

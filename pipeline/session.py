@@ -35,7 +35,7 @@ from operators.coalesce import coalesce
 from operators.display_rate import display_rate
 from operators.distinct_recent import RecentKeys, distinct_recent
 from operators.isolate import isolate
-from operators.level import Level, level_meter
+from operators.level import Level, LevelMeter
 from pipeline import errors
 from pipeline.audio import AudioFrame
 from pipeline.config import SessionConfig
@@ -335,28 +335,34 @@ class Session:
         )
 
     def _capture(self, demand: Demand, scheduler: abc.SchedulerBase) -> abc.DisposableBase:
-        """Audio into the outbox (never blocking), and through the level meter: one
-        subscription to the source, published to both once both listen."""
-        audio = self._audio.pipe(ops.publish())
+        """Audio into the level meter's window and the outbox (never blocking): one
+        subscriber to the source, one call per frame for each (a subject published to two
+        chains of operators cost more per frame than the meter itself)."""
+        meter = LevelMeter(
+            self.config.level_interval, lambda level: self._emit(audio_level(level)), scheduler
+        )
+        push = self._outbox.push
         overdue = SerialDisposable()
 
+        def on_frame(frame: AudioFrame) -> None:
+            meter.add(frame)
+            push(frame)
+
+        # the meter's last window comes before `Finalizing`, and a failing source still
+        # shows it (its error is the capture's to report)
+        def on_error(error: Exception) -> None:
+            meter.close()
+            self._on_audio_error(error)
+
         def on_end() -> None:
+            meter.close()
             self._end_audio()
             self._bound_final_wait(scheduler, overdue)
 
-        # the meter listens first: the last window's levels come before `Finalizing`, and
-        # a failing source still shows them (its error is the capture's to report)
-        metering = audio.pipe(
-            ops.catch(reactivex.empty()),
-            level_meter(self.config.level_interval, scheduler),
-            ops.map(audio_level),
-        ).subscribe(self._emit, scheduler=scheduler)
-        capturing = audio.subscribe(
-            self._outbox.push, self._on_audio_error, on_end, scheduler=scheduler
-        )
+        ticking = meter.start()
         with demand_scope(demand):
-            self._audio_sub = audio.connect(scheduler)
-        return CompositeDisposable(self._audio_sub or Disposable(), metering, capturing, overdue)
+            self._audio_sub = self._audio.subscribe(on_frame, on_error, on_end, scheduler=scheduler)
+        return CompositeDisposable(self._audio_sub, ticking, overdue)
 
     def _bound_final_wait(self, scheduler: abc.SchedulerBase, timer: SerialDisposable) -> None:
         """The audio ended by itself: the session waits for delivery and the final summary
