@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from pipeline import errors
+from pipeline.audio import AudioFrame
 from pipeline.config import SessionConfig
 from pipeline.ids import SessionIds, new_id
 from pipeline.link import (
@@ -168,6 +169,10 @@ class Wakeup:
 
     def clear(self) -> None:
         self._is_set = False
+
+    @property
+    def is_set(self) -> bool:
+        return self._is_set
 
     async def wait(self) -> None:
         if self._is_set:
@@ -355,43 +360,41 @@ class _Link:
 
     async def _write(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         loop = asyncio.get_running_loop()
-        with_seq = self.config.protocol != "0.2"
-        binary = self.config.binary
-        binary_seq = self.link.binary_seq
+        send = self._sender(ws)
+        link, outbox, wake = self.link, self.outbox, self.wake
         cork = Cork(ws.get_extra_info("socket"))
         written = 0
         try:
             while True:
                 # cleared before looking: a change while this turn awaits wakes the next
-                self.wake.clear()
-                frame = self.link.take(loop.time())
-                if frame is None:
-                    cork.release()
-                    actions = self.link.idle(loop.time())
-                    if actions:  # usually none: no coroutine per idle turn
+                wake.clear()
+                frame = link.take(loop.time())
+                while frame is not None:
+                    backlog = outbox.unsent
+                    if backlog:
+                        cork.hold()  # a backlog: let the kernel pack it into full segments
+                    try:
+                        await send(frame)
+                    except aiohttp.ClientConnectionResetError:
+                        # raised before a byte is written: the frame stays unsent
+                        outbox.untake(frame)
+                        raise
+                    written += 1
+                    actions = link.written(loop.time())
+                    if actions:
                         await self._do(ws, actions)
-                    await self.wake.wait()
-                    continue
-                if self.outbox.unsent:
-                    cork.hold()  # a backlog: let the kernel pack it into full segments
-                try:
-                    if binary_seq:
-                        await ws.send_bytes(encode_audio_binary_seq(frame))
-                    elif binary:
-                        await ws.send_bytes(encode_audio_binary(frame))
-                    else:
-                        await ws.send_str(encode_audio_json(frame, with_seq=with_seq))
-                except aiohttp.ClientConnectionResetError:
-                    # raised before a byte is written: the frame stays unsent
-                    self.outbox.untake(frame)
-                    raise
-                written += 1
-                actions = self.link.written(loop.time())
-                if actions:
+                    if written % _YIELD_EVERY == 0:
+                        cork.release()
+                        await asyncio.sleep(0)  # let the reader take acks and pongs
+                    elif not backlog and not wake.is_set:
+                        break  # nothing was left and nothing changed since: dry
+                    wake.clear()
+                    frame = link.take(loop.time())
+                cork.release()
+                actions = link.idle(loop.time())
+                if actions:  # usually none: no coroutine per idle turn
                     await self._do(ws, actions)
-                if written % _YIELD_EVERY == 0:
-                    cork.release()
-                    await asyncio.sleep(0)  # let the reader take acks and pongs
+                await wake.wait()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the socket broke under us: end the connection
@@ -400,3 +403,14 @@ class _Link:
                 await asyncio.wait_for(ws.close(), self.config.close_timeout)
         finally:
             cork.close()
+
+    def _sender(
+        self, ws: aiohttp.ClientWebSocketResponse
+    ) -> Callable[[AudioFrame], Awaitable[None]]:
+        """How a frame goes on the wire, as negotiated: v2 binary with seq, v1 binary, JSON."""
+        if self.link.binary_seq:
+            return lambda frame: ws.send_bytes(encode_audio_binary_seq(frame))
+        if self.config.binary:
+            return lambda frame: ws.send_bytes(encode_audio_binary(frame))
+        with_seq = self.config.protocol != "0.2"
+        return lambda frame: ws.send_str(encode_audio_json(frame, with_seq=with_seq))

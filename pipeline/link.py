@@ -157,6 +157,7 @@ class LinkProtocol:
         self.state = LinkState.CONNECTING
         self.offered_v03 = config.protocol != "0.2"
         self.protocol: str | None = None  # the version spoken, once `streaming`
+        self.uses_barriers = False  # v0.2: delivery is confirmed by ping barriers
         # offer the v2 binary framing (seq in the header, no base64) unless pinned to v1
         self.offered_binary = self.offered_v03 and config.binary_seq and not config.binary
         self.binary_seq = False  # audio goes as v2 binary frames (the backend said so)
@@ -226,12 +227,12 @@ class LinkProtocol:
 
     def take(self, now: float) -> AudioFrame | None:
         """The next frame to write; None when there is none or the link is stalled."""
-        return None if self._barriers and self.barriers.stalled(now) else self.outbox.take()
+        return None if self.uses_barriers and self.barriers.stalled(now) else self.outbox.take()
 
     def written(self, now: float) -> list[Action]:
         """A frame went into the socket."""
         self.barriers.since += 1
-        if self._barriers and self.barriers.since >= BARRIER_EVERY:
+        if self.uses_barriers and self.barriers.since >= BARRIER_EVERY:
             return [Ping(self.barriers.send(now))]
         return []
 
@@ -239,7 +240,7 @@ class LinkProtocol:
         """The writer ran dry: close the last barrier, and send `stop` once all is written."""
         actions: list[Action] = []
         stalled = self.barriers.stall_logged
-        if self._barriers and self.barriers.since and not stalled:
+        if self.uses_barriers and self.barriers.since and not stalled:
             actions.append(Ping(self.barriers.send(now)))
         if self.outbox.finished and self.state is LinkState.STREAMING and not stalled:
             self.state = LinkState.STOPPING
@@ -259,10 +260,6 @@ class LinkProtocol:
         self.state = LinkState.FAILED
 
     # -- the rules ----------------------------------------------------------------------
-
-    @property
-    def _barriers(self) -> bool:
-        return self.protocol == "0.2"
 
     def _connected(self) -> list[Action]:
         if self.state is not LinkState.AWAITING_CONNECTED:
@@ -299,6 +296,7 @@ class LinkProtocol:
                 if violation is not None:
                     return [violation]
         self.protocol = "0.3" if v03 else "0.2"
+        self.uses_barriers = not v03
         self.binary_seq = v03 and self.offered_binary and status.binary == BINARY_SEQ_VERSION
         self.state = LinkState.STREAMING
         if self.config.protocol == "0.3" and not v03:
