@@ -22,6 +22,7 @@ def pace(
     scheduler: abc.SchedulerBase | None = None,
     *,
     granularity: float = 0.0,
+    stamp: Callable[[_T, float], _T] | None = None,
 ) -> Callable[[Observable[_T]], Observable[_T]]:
     """Emit each item `due(item)` seconds after subscription, in arrival order.
 
@@ -37,6 +38,8 @@ def pace(
     Time comes from `scheduler`, so tests run in virtual time. Every paced stream on a
     scheduler's clock shares one timer (`operators.ticker`); with `granularity` > 0 items
     leave at most that late, so streams started at different moments share wake-ups.
+    With `stamp`, what leaves is `stamp(item, t)`, `t` the time it left (items released
+    together share it): a frame's capture time, without an operator of its own per frame.
     Long for a function in the RxPY shape (`operator` → `subscribe` → closures that share
     one subscription's state); each closure is short.
     """
@@ -62,7 +65,8 @@ def pace(
                 cancel.clear()
                 now = ticker.tick_at  # called by the ticker: its time
                 while queue and queue[0][0] <= now + 1e-9:
-                    observer.on_next(queue.popleft()[1])
+                    item = queue.popleft()[1]
+                    observer.on_next(item if stamp is None else stamp(item, now))
                 if queue:
                     arm()
                 elif completed:

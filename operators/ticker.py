@@ -17,7 +17,6 @@ that fires early would find nothing due and spin re-arming until it was.
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 import threading
 import weakref
@@ -31,21 +30,17 @@ from operators.clock import seconds_of
 _EPSILON = 1e-9  # float noise in due times (`200.02` is due at 200.02, not a tick later)
 _tickers: weakref.WeakValueDictionary[tuple[int, float], Ticker] = weakref.WeakValueDictionary()
 
-
-class _Entry:
-    """A due action; calling the entry cancels it (the cancel function `call_at` returns)."""
-
-    __slots__ = ("action",)
-
-    def __init__(self, action: Callable[[], None]) -> None:
-        self.action: Callable[[], None] | None = action
-
-    def __call__(self) -> None:
-        self.action = None
+# A due action is a one-item list: calling its `clear` (the cancel function `call_at`
+# returns) empties it, and an empty entry is skipped — no object of ours per call.
+_Entry = list[Callable[[], None]]
 
 
 class Ticker:
-    """Due actions of many streams on one scheduler, released by one timer."""
+    """Due actions of many streams on one scheduler, released by one timer.
+
+    Actions due at the same time share a slot (on a grid, every stream due in one step):
+    registering one appends it to its slot, and only a new slot touches the heap of times.
+    """
 
     def __init__(self, scheduler: abc.SchedulerBase, granularity: float = 0.0) -> None:
         if granularity < 0:
@@ -53,8 +48,8 @@ class Ticker:
         self.scheduler = scheduler
         self.now = seconds_of(scheduler)
         self.granularity = granularity
-        self._heap: list[tuple[float, int, _Entry]] = []
-        self._order = itertools.count()
+        self._slots: dict[float, list[_Entry]] = {}  # fire time -> entries, in call order
+        self._times: list[float] = []  # heap of the slots' fire times
         self._timer = SerialDisposable()
         self._armed_at: float | None = None  # when the timer fires, if armed
         # the time the current (or last) firing stands for: the clock's, or the time the
@@ -68,16 +63,23 @@ class Ticker:
         """Run `action` at `due` (scheduler seconds), rounded up to the granularity; an
         action already due runs on the next timer, never inside this call. Returns a
         cancel function."""
-        entry = _Entry(action)
+        entry = [action]
         with self._lock:
             now = self.now()
-            fire_at = max(now, self._rounded(due))
-            heapq.heappush(self._heap, (fire_at, next(self._order), entry))
+            fire_at = self._rounded(due)
+            if fire_at < now:
+                fire_at = now
+            slot = self._slots.get(fire_at)
+            if slot is not None:
+                slot.append(entry)
+                return entry.clear
+            self._slots[fire_at] = [entry]
+            heapq.heappush(self._times, fire_at)
             if self._firing:
-                return entry  # `_fire` arms once for whatever its actions registered
+                return entry.clear  # `_fire` arms once for whatever its actions registered
             if self._armed_at is None or fire_at < self._armed_at - _EPSILON:
                 self._arm(fire_at, now)
-        return entry
+        return entry.clear
 
     def _rounded(self, due: float) -> float:
         if not self.granularity:
@@ -98,25 +100,25 @@ class Ticker:
             # the time this timer was armed for, not the latest arming: cancelling is best
             # effort on threads, and a replaced timer may still fire, before that one
             self.tick_at = max(now, armed_for) if isinstance(armed_for, float) else now
-            heap = self._heap
-            due: list[_Entry] = []
-            while heap and heap[0][0] <= self.tick_at + _EPSILON:
-                due.append(heapq.heappop(heap)[2])
+            times, slots = self._times, self._slots
+            due: list[list[_Entry]] = []
+            while times and times[0] <= self.tick_at + _EPSILON:
+                due.append(slots.pop(heapq.heappop(times)))
             self._firing = True
         failure: Exception | None = None
-        for entry in due:  # in due order; an action may register its next due time
-            action = entry.action
-            if action is not None:
-                try:
-                    action()
-                except Exception as exc:  # one stream's failure must not stop the others
-                    failure = failure or exc
+        for slot in due:  # in due order; an action may register its next due time
+            for entry in slot:
+                if entry:
+                    try:
+                        entry[0]()
+                    except Exception as exc:  # one stream's failure must not stop the others
+                        failure = failure or exc
         with self._lock:
             self._firing = False
-            while heap and heap[0][2].action is None:
-                heapq.heappop(heap)
-            if heap:
-                self._arm(heap[0][0], self.now())
+            while times and not any(slots[times[0]]):  # only cancelled entries left
+                del slots[heapq.heappop(times)]
+            if times:
+                self._arm(times[0], self.now())
             else:
                 self._timer.disposable = None  # nothing due: hold no handle
         if failure is not None:

@@ -20,7 +20,6 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.scheduler import TimeoutScheduler
 
-from operators.clock import seconds_of
 from operators.pace import pace
 from operators.rechunk import rechunk
 from pipeline.audio import (
@@ -123,33 +122,11 @@ def from_samples(
         def due(frame: AudioFrame) -> float:
             return frame.end / speed
 
+        # each frame stamped with the time it leaves: its capture time
         return reactivex.from_iterable(frames).pipe(
-            pace(due, scheduler, granularity=PACE_GRANULARITY_S), _stamp(scheduler)
+            pace(due, scheduler, granularity=PACE_GRANULARITY_S, stamp=AudioFrame.stamped)
         )
     return _on_demand(frames, scheduler)
-
-
-def _stamp(
-    scheduler: abc.SchedulerBase | None,
-) -> reactivex.typing.Mapper[Observable[AudioFrame], Observable[AudioFrame]]:
-    """Each frame stamped with the scheduler's time as it passes (its capture time)."""
-
-    def operator(frames: Observable[AudioFrame]) -> Observable[AudioFrame]:
-        def subscribe(
-            observer: abc.ObserverBase[AudioFrame], sub_scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            now = seconds_of(scheduler or sub_scheduler or TimeoutScheduler.singleton())
-
-            def on_next(frame: AudioFrame) -> None:
-                observer.on_next(frame.stamped(now()))
-
-            return frames.subscribe(
-                on_next, observer.on_error, observer.on_completed, scheduler=sub_scheduler
-            )
-
-        return reactivex.create(subscribe)
-
-    return operator
 
 
 def _on_demand(

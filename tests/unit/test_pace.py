@@ -76,3 +76,24 @@ def test_a_paced_tone_plays_in_real_time_on_the_scheduler() -> None:
         assert time == pytest.approx(200 + (frame.seq + 1) * 320 / SAMPLE_RATE)
         assert frame.captured_at == pytest.approx(time)
     assert completion(observer.messages) == pytest.approx(201.0)
+
+
+def test_stamp_gets_the_time_each_item_leaves_and_items_leaving_together_share_it() -> None:
+    scheduler = TestScheduler()
+    # items are (due, time left): due 1.2 and 1.5 fall in one 1-second grid step (both
+    # leave at 202), 9.0 leaves at 209
+    items = scheduler.create_hot_observable(
+        next_at(200.5, (1.2, 0.0)),
+        next_at(200.5, (1.5, 0.0)),
+        next_at(200.5, (9.0, 0.0)),
+        completed_at(201),
+    )
+
+    def due(item: tuple[float, float]) -> float:
+        return item[0]
+
+    def stamped(item: tuple[float, float], left: float) -> tuple[float, float]:
+        return (item[0], left)
+
+    observer = scheduler.start(lambda: items.pipe(pace(due, granularity=1.0, stamp=stamped)))
+    assert timed(observer.messages) == [(202, (1.2, 202)), (202, (1.5, 202)), (209, (9.0, 209))]

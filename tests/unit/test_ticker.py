@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -134,3 +135,22 @@ def test_a_loop_that_fires_early_gets_one_wake_up_per_due_time_not_a_spin() -> N
     assert scheduler.timers == len(dues)
     for left, due in released:  # early by no more than the loop fired early
         assert due - EarlyScheduler.early - 1e-9 <= left <= due
+
+
+def test_actions_due_in_one_grid_step_share_a_slot_and_a_cancelled_step_wakes_nobody() -> None:
+    scheduler = CountingScheduler()
+    ticker = Ticker(scheduler, granularity=1.0)
+    ran: list[tuple[str, float]] = []
+
+    def note(name: str) -> Callable[[], None]:
+        return lambda: ran.append((name, scheduler.clock))
+
+    for name, due in (("a", 1.2), ("b", 1.9), ("c", 1.5)):  # one step: leave at 2, in call order
+        ticker.call_at(due, note(name))
+    cancel_b2 = ticker.call_at(2.5, lambda: ran.append(("cancelled", scheduler.clock)))
+    ticker.call_at(4.0, lambda: ran.append(("d", scheduler.clock)))
+    cancel_b2()  # the step at 3 holds only a cancelled action
+    scheduler.start()
+    assert ran == [("a", 2.0), ("b", 2.0), ("c", 2.0), ("d", 4.0)]
+    # one timer for the step at 2 and one for 4: none for the cancelled step at 3
+    assert scheduler.timers == 2
