@@ -362,13 +362,16 @@ class _Link:
         loop = asyncio.get_running_loop()
         send = self._sender(ws)
         link, outbox, wake = self.link, self.outbox, self.wake
+        # v0.2: the link paces the writer by ping barriers (it may stall it, and it pings
+        # every BARRIER_EVERY frames); v0.3 has no rule per frame: the outbox's own take
+        barriers = link.uses_barriers
         cork = Cork(ws.get_extra_info("socket"))
         written = 0
         try:
             while True:
                 # cleared before looking: a change while this turn awaits wakes the next
                 wake.clear()
-                frame = link.take(loop.time())
+                frame = link.take(loop.time()) if barriers else outbox.take()
                 while frame is not None:
                     backlog = outbox.unsent
                     if backlog:
@@ -380,16 +383,17 @@ class _Link:
                         outbox.untake(frame)
                         raise
                     written += 1
-                    actions = link.written(loop.time())
-                    if actions:
-                        await self._do(ws, actions)
+                    if barriers:
+                        actions = link.written(loop.time())
+                        if actions:
+                            await self._do(ws, actions)
                     if written % _YIELD_EVERY == 0:
                         cork.release()
                         await asyncio.sleep(0)  # let the reader take acks and pongs
                     elif not backlog and not wake.is_set:
                         break  # nothing was left and nothing changed since: dry
                     wake.clear()
-                    frame = link.take(loop.time())
+                    frame = link.take(loop.time()) if barriers else outbox.take()
                 cork.release()
                 actions = link.idle(loop.time())
                 if actions:  # usually none: no coroutine per idle turn

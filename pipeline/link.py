@@ -226,11 +226,12 @@ class LinkProtocol:
         return [Wake()] if self.barriers.answered(payload, now) else []
 
     def take(self, now: float) -> AudioFrame | None:
-        """The next frame to write; None when there is none or the link is stalled."""
+        """The next frame to write; None when there is none or the link is stalled. (With
+        v0.3 this is the outbox's own `take`, which the writer then calls directly.)"""
         return None if self.uses_barriers and self.barriers.stalled(now) else self.outbox.take()
 
     def written(self, now: float) -> list[Action]:
-        """A frame went into the socket."""
+        """A frame went into the socket (a rule of v0.2 only: the writer skips it with v0.3)."""
         self.barriers.since += 1
         if self.uses_barriers and self.barriers.since >= BARRIER_EVERY:
             return [Ping(self.barriers.send(now))]

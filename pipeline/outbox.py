@@ -165,7 +165,8 @@ class Outbox:
                 lane.cursor = max(0, lane.cursor - 1)
             else:
                 lane.dropped += 1
-        self._changed()
+        for callback in self._listeners:  # `_changed`, inline: once per captured frame
+            callback()
 
     def close(self) -> None:
         """No more frames will come: once all are written the session may send `stop`."""
