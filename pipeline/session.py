@@ -26,7 +26,6 @@ from loguru import logger
 from reactivex import Observable, abc
 from reactivex import operators as ops
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
-from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import BehaviorSubject, Subject
 
 from operators.backoff import Decision, GaveUp, Retry, retry_with_backoff
@@ -45,6 +44,7 @@ from pipeline.dropped import reported_drop
 from pipeline.events import EventFeed, SessionEvent
 from pipeline.flow import Demand, demand_scope
 from pipeline.ids import SessionIds
+from pipeline.loop_scheduler import LoopScheduler
 from pipeline.outbox import Outbox
 from pipeline.protocol import AsrFinal, AsrPartial, FinalSummary, Segment, ServerEvent, Status
 from pipeline.report import SessionReport, build_report
@@ -191,7 +191,7 @@ class Session:
         return self._state.pipe(paced, isolate(self._subscriber_failed))
 
     def _scheduler_now(self) -> abc.SchedulerBase:
-        return self._running_scheduler or AsyncIOScheduler(asyncio.get_running_loop())
+        return self._running_scheduler or LoopScheduler(asyncio.get_running_loop())
 
     def now(self) -> float:
         """The session's clock in seconds: the time base of `at`, `retry_at` and `delay`."""
@@ -283,7 +283,7 @@ class Session:
         if self._done is not None:
             raise RuntimeError("a Session runs once; create a new one")
         loop = asyncio.get_running_loop()
-        scheduler = self._scheduler or AsyncIOScheduler(loop)
+        scheduler = self._scheduler or LoopScheduler(loop)
         self._running_scheduler = scheduler
         self._clock = seconds_of(scheduler)
         self._done = loop.create_future()
