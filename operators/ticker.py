@@ -64,9 +64,15 @@ class Ticker:
         action already due runs on the next timer, never inside this call. Returns a
         cancel function."""
         entry = [action]
+        granularity = self.granularity
+        if granularity:  # rounded up to the grid (inline: once per paced item)
+            fire_at = math.ceil(due / granularity - _EPSILON) * granularity
+            if fire_at < due:  # on an epoch clock the quotient can round a float step down
+                fire_at = due
+        else:
+            fire_at = due
         with self._lock:
             now = self.now()
-            fire_at = self._rounded(due)
             if fire_at < now:
                 fire_at = now
             slot = self._slots.get(fire_at)
@@ -80,12 +86,6 @@ class Ticker:
             if self._armed_at is None or fire_at < self._armed_at - _EPSILON:
                 self._arm(fire_at, now)
         return entry.clear
-
-    def _rounded(self, due: float) -> float:
-        if not self.granularity:
-            return due
-        # never before `due`: on an epoch clock the quotient can round a float step down
-        return max(due, math.ceil(due / self.granularity - _EPSILON) * self.granularity)
 
     def _arm(self, fire_at: float, now: float) -> None:
         self._armed_at = fire_at

@@ -150,32 +150,29 @@ class Wakeup:
     """The writer's wake-up call: `set` on any change, `wait` until one came since `clear`.
 
     An `asyncio.Event` looks its loop up and keeps a list of waiters on every wait; the
-    writer waits about once per frame, alone, so a single future does.
+    writer waits about once per frame, alone, so a single future does. `is_set` is a
+    plain attribute: the writer reads it after every frame.
     """
 
-    __slots__ = ("_is_set", "_waiter")
+    __slots__ = ("_waiter", "is_set")
 
     def __init__(self) -> None:
-        self._is_set = False
+        self.is_set = False
         self._waiter: asyncio.Future[None] | None = None
 
     def set(self) -> None:
-        if self._is_set:
+        if self.is_set:
             return
-        self._is_set = True
+        self.is_set = True
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     def clear(self) -> None:
-        self._is_set = False
-
-    @property
-    def is_set(self) -> bool:
-        return self._is_set
+        self.is_set = False
 
     async def wait(self) -> None:
-        if self._is_set:
+        if self.is_set:
             return
         self._waiter = waiter = asyncio.get_running_loop().create_future()
         try:
@@ -395,9 +392,12 @@ class _Link:
                     wake.clear()
                     frame = link.take(loop.time()) if barriers else outbox.take()
                 cork.release()
-                actions = link.idle(loop.time())
-                if actions:  # usually none: no coroutine per idle turn
-                    await self._do(ws, actions)
+                # the writer ran dry: v0.2 closes its last barrier; `stop` once all is
+                # written (v0.3 has nothing else to do here, once per real-time frame)
+                if barriers or outbox.closed:
+                    actions = link.idle(loop.time())
+                    if actions:
+                        await self._do(ws, actions)
                 await wake.wait()
         except asyncio.CancelledError:
             raise

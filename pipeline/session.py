@@ -17,6 +17,7 @@ change and `state = status.pipe(ops.scan(reduce, AppState()))`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import AsyncIterator, Callable, Hashable
 from types import TracebackType
@@ -316,7 +317,7 @@ class Session:
         counts: Coalescer[None] = Coalescer(
             COUNTS_EVERY_S, scheduler, lambda _: self._flush_counts()
         )
-        unlisten = self._outbox.listen(lambda: counts.push(None))
+        unlisten = self._outbox.listen(functools.partial(counts.push, None))
         return CompositeDisposable(Disposable(unlisten), Disposable(counts.dispose))
 
     def _link(self, memo: LinkMemo, scheduler: abc.SchedulerBase) -> abc.DisposableBase:
