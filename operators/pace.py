@@ -68,7 +68,9 @@ def pace(
                     item = queue.popleft()[1]
                     observer.on_next(item if stamp is None else stamp(item, now))
                 if queue:
-                    arm()
+                    if not pending:  # `arm`, inline (an item that came meanwhile may have)
+                        pending = True
+                        cancel.append(ticker.call_at(queue[0][0], release))
                 elif completed:
                     observer.on_completed()
 

@@ -33,6 +33,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
+from operators.clock import seconds_of
 from operators.rechunk import rechunk
 from pipeline.audio import (
     DEFAULT_FRAME_MS,
@@ -298,6 +299,7 @@ class _Capture:
             self.blocksize = round(self.rate * options.block_seconds)
         self.converter = Converter(round(self.rate), self.channels)
         self.log = logger.bind(device=self.device.name)
+        self._now = seconds_of(clock)  # read once per block: no datetime each time
         self.last_block = self._now()
         period = min(options.start_timeout, options.stall_timeout) / 4
         self.watchdog = reactivex.interval(period, clock).subscribe(self._check_stall)
@@ -347,9 +349,6 @@ class _Capture:
         except RuntimeError:  # the loop is closed
             return False
         return True
-
-    def _now(self) -> float:
-        return self.clock.to_seconds(self.clock.now)
 
     # -- PortAudio's thread ---------------------------------------------------------
 

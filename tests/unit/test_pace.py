@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from reactivex import Observable
+from reactivex.subject import Subject
 from reactivex.testing import TestScheduler
 from reactivex.testing.marbles import marbles_testing
 
 from operators.pace import pace
+from operators.ticker import shared_ticker
 from pipeline.audio import SAMPLE_RATE
 from pipeline.sources import tone
 from tests.unit.vtime import completed_at, completion, error_at, failure, kinds, next_at, timed
@@ -97,3 +101,32 @@ def test_stamp_gets_the_time_each_item_leaves_and_items_leaving_together_share_i
 
     observer = scheduler.start(lambda: items.pipe(pace(due, granularity=1.0, stamp=stamped)))
     assert timed(observer.messages) == [(202, (1.2, 202)), (202, (1.5, 202)), (209, (9.0, 209))]
+
+
+def test_an_item_that_arrives_while_items_leave_is_armed_once() -> None:
+    scheduler = TestScheduler()
+    ticker = shared_ticker(scheduler)
+    armed: list[float] = []
+    call_at = ticker.call_at
+
+    def counting(due: float, action: Callable[[], None]) -> Callable[[], None]:
+        armed.append(due)
+        return call_at(due, action)
+
+    ticker.call_at = counting  # type: ignore[method-assign]
+    source: Subject[float] = Subject()
+    left: list[tuple[float, float]] = []
+
+    def on_left(item: float) -> None:
+        left.append((scheduler.clock, item))
+        if item == 1.0:  # the consumer feeds the source while pace is releasing
+            source.on_next(3.0)
+            source.on_next(5.0)
+
+    scheduler.schedule_absolute(
+        200, lambda *_: source.pipe(pace(own_time, scheduler)).subscribe(on_left)
+    )
+    scheduler.schedule_absolute(200.5, lambda *_: source.on_next(1.0))
+    scheduler.start()
+    assert left == [(201, 1.0), (203, 3.0), (205, 5.0)]
+    assert armed == [201, 203, 205]  # one arming per item, none twice
