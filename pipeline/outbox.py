@@ -186,28 +186,28 @@ class Outbox:
         dead, and what happens to the frame is decided when the next one resumes.
         """
         best: _Lane | None = None
+        best_at = 0.0
         window = self.window_frames
         for lane in self._lanes.values():
-            if (
-                lane.cursor < len(lane.held)
-                and lane.cursor < window
-                and (
-                    best is None
-                    or lane.held[lane.cursor].captured_at < best.held[best.cursor].captured_at
-                )
-            ):
-                best = lane
+            cursor = lane.cursor
+            if cursor < window and cursor < len(lane.held):
+                at = lane.held[cursor].captured_at
+                if best is None or at < best_at:
+                    best, best_at = lane, at
         if best is None:
             return None
-        frame = best.held[best.cursor]
-        best.last_take_new = best.cursor >= best.written
-        if not best.last_take_new:
-            best.resent += 1
-        else:
+        cursor = best.cursor
+        frame = best.held[cursor]
+        best.cursor = cursor + 1
+        best.last_take_new = new = cursor >= best.written
+        if new:
             best.written += 1
             best.sent += 1
-            best.top_before, best.top = best.top, max(best.top, frame.seq)
-        best.cursor += 1
+            best.top_before = top = best.top
+            if frame.seq > top:
+                best.top = frame.seq
+        else:
+            best.resent += 1
         if best.base is None:
             best.base = frame.seq
         return frame  # not announced: the writer is the one who asked
