@@ -97,7 +97,7 @@ def started(samples: Samples, starts: dict[str, float], key: str) -> Observable[
     return reactivex.defer(factory)
 
 
-async def _window(
+async def steady_window(
     sink: SinkProcess,
     n: int,
     ready: Callable[[], Awaitable[None]],
@@ -135,7 +135,14 @@ async def _window(
     )
 
 
-async def run_sessions(sink: SinkProcess, n: int, window: float, binary: bool = True) -> Point:
+Measure = Callable[
+    [SinkProcess, int, Callable[[], Awaitable[None]], float, dict[str, float]], Awaitable[Point]
+]
+
+
+async def run_sessions(
+    sink: SinkProcess, n: int, window: float, binary: bool = True, measure: Measure = steady_window
+) -> Point:
     await sink.reset()
     samples = silence(window + SETTLE_S + 10.0)
     starts: dict[str, float] = {}
@@ -167,7 +174,7 @@ async def run_sessions(sink: SinkProcess, n: int, window: float, binary: bool = 
         await asyncio.wait_for(all_streaming.wait(), 60)
 
     try:
-        point = await _window(sink, n, ready, window, starts)
+        point = await measure(sink, n, ready, window, starts)
     finally:
         await asyncio.gather(*(s.stop(timeout=10) for s in sessions))
         reports = await asyncio.gather(*runs)
@@ -177,7 +184,9 @@ async def run_sessions(sink: SinkProcess, n: int, window: float, binary: bool = 
     return point
 
 
-async def run_bare(sink: SinkProcess, n: int, window: float, binary: bool = True) -> Point:
+async def run_bare(
+    sink: SinkProcess, n: int, window: float, binary: bool = True, measure: Measure = steady_window
+) -> Point:
     await sink.reset()
     frames = frames_of(silence(window + SETTLE_S + 10.0))
     starts: dict[str, float] = {}
@@ -221,7 +230,7 @@ async def run_bare(sink: SinkProcess, n: int, window: float, binary: bool = True
         await asyncio.wait_for(all_streaming.wait(), 60)
 
     try:
-        point = await _window(sink, n, ready, window, starts)
+        point = await measure(sink, n, ready, window, starts)
     finally:
         stop.set()
         await asyncio.gather(*tasks)

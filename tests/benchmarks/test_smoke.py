@@ -132,3 +132,21 @@ def test_redis_store_reports_kill_gaps_cpu_and_memory_per_session() -> None:
     assert figure(r"# frames lost", summary) == 0
     assert figure(r"over # sessions", summary) == 2
     assert figure(r"Redis memory # KiB", summary) >= 0
+
+
+def rounded_ratio_holds(ratio: float, top: float, bottom: float) -> bool:
+    """`ratio` (printed to 0.01) is top / bottom of the unrounded figures printed to 0.1."""
+    exact = top / bottom
+    return abs(ratio - exact) <= exact * (0.05 / top + 0.05 / bottom) + 0.005 + 1e-9
+
+
+def test_calls_per_frame_reports_both_paths_against_their_bare_loops() -> None:
+    summary = smoke("calls_per_frame.py")[-1]
+    session = figure(r"real time \(N=5\): # calls per frame", summary)
+    bare = figure(r"the bare senders' #;", summary)
+    assert session > 0 and bare > 0
+    assert rounded_ratio_holds(figure(r"frame, #x the bare", summary), session, bare)
+    piped = figure(r"file: #,", summary)
+    loop = figure(r"the aiohttp loop's #;", summary)
+    assert piped > 0 and loop > 0
+    assert rounded_ratio_holds(figure(r"file: [\d.]+, #x", summary), piped, loop)
