@@ -96,6 +96,9 @@ def pace(
             )
 
             def dispose() -> None:
+                # disposed while items leave (the consumer took enough): `release` stops
+                # with them, rather than re-arm for each item left behind
+                queue.clear()
                 for undo in cancel:
                     undo()
                 cancel.clear()
