@@ -43,12 +43,20 @@ class Wire:
 
 
 @asynccontextmanager
-async def recording_proxy(upstream: str, reply_delay: float) -> AsyncIterator[tuple[str, Wire]]:
+async def recording_proxy(
+    upstream: str, reply_delay: float, cut_after: int | None = None
+) -> AsyncIterator[tuple[str, Wire]]:
+    """With `cut_after`, the first connection is cut (1006, no close frame) once that many
+    audio frames went through it: a network fault mid-write."""
     wire = Wire()
+    connections = [0]
 
     async def handle(request: web.Request) -> web.StreamResponse:
         client = web.WebSocketResponse(autoping=False)
         await client.prepare(request)
+        connections[0] += 1
+        cut = cut_after if connections[0] == 1 else None
+        through = [0]
         headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
         async with (
             aiohttp.ClientSession() as http,
@@ -69,6 +77,13 @@ async def recording_proxy(upstream: str, reply_delay: float) -> AsyncIterator[tu
                         payload = decode_audio_binary(msg.data)
                         wire.sent.append(("audio", payload.source, payload.seq))
                         await server.send_bytes(msg.data)
+                        through[0] += 1
+                        if through[0] == cut:
+                            wire.sent.append(("cut",))
+                            assert request.transport is not None
+                            request.transport.abort()
+                            await server.close()
+                            return
                     elif msg.type is aiohttp.WSMsgType.PING:
                         await server.ping(msg.data)
                     elif msg.type is aiohttp.WSMsgType.PONG:
@@ -155,3 +170,30 @@ async def test_a_live_stream_stopped_midway_ends_with_one_stop_after_its_last_fr
     assert (totals.resent, totals.dropped, totals.unconfirmed) == (0, 0, 0)
     assert session.current.audio["system"].acked == totals.captured
     assert_once_in_order(wire, totals.captured, seqs=True)
+
+
+async def test_a_connection_cut_mid_write_resumes_and_every_frame_is_confirmed_once(
+    make_backend: Any,
+) -> None:
+    async with (
+        make_backend(ack_every=2, ack_interval=0.01) as backend,
+        recording_proxy(backend.url, reply_delay=0.002, cut_after=20) as (url, wire),
+    ):
+        config = fast(url, flow_window=0.1)  # 5 frames in flight when the cut comes
+        session = Session(config, from_samples(chirp(SECONDS), realtime=False))
+        report = await asyncio.wait_for(session.run(), 30)
+
+    assert report.outcome == "completed", report.reason
+    assert (report.reconnects, report.resumes) == (1, 1)
+    totals = report.totals
+    assert (totals.captured, totals.sent, totals.acked) == (FRAMES, FRAMES, FRAMES)
+    assert (totals.dropped, totals.unconfirmed) == (0, 0)
+    assert session.current.audio["system"].acked == FRAMES
+    cut = wire.sent.index(("cut",))
+    before = [m[2] for m in wire.sent[:cut] if m[0] == "audio"]
+    after = [m[2] for m in wire.sent[cut:] if m[0] == "audio"]
+    assert before == list(range(20))
+    # the new connection writes from the backend's resume point on, in order, to the end
+    assert after == list(range(after[0], FRAMES)) and after[0] <= 20
+    assert totals.resent == 20 - after[0]
+    assert len(wire.stops()) == 1 and wire.stops()[0] > cut
