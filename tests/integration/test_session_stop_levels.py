@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.session import Session
 from pipeline.sources import from_samples
-from pipeline.status import AudioLevel, Finalizing, StatusEvent
+from pipeline.status import AudioCounts, AudioLevel, Finalizing, StatusEvent
 from tests.integration.test_session import chirp, fast
 
 
@@ -23,13 +23,16 @@ async def test_levels_of_a_stopped_stream_come_before_finalizing(
         fast(backend.url, level_interval=level_interval), from_samples(chirp(5.0), realtime=True)
     )
     events: list[StatusEvent] = []
-    session.status.subscribe(events.append)
+    midway = asyncio.Event()
+
+    def note(event: StatusEvent) -> None:
+        events.append(event)
+        if isinstance(event, AudioCounts) and event.counts["system"].captured >= 12:
+            midway.set()  # stop mid-window: 240 ms captured, windows at 100 ms steps
+
+    session.status.subscribe(note)
     task = asyncio.create_task(session.run())
-    # stop mid-window: 12 frames captured (240 ms), the meter's window at 100 ms steps
-    while session.current.audio.get("system") is None or (
-        session.current.audio["system"].captured < 12
-    ):
-        await asyncio.sleep(0.005)
+    await asyncio.wait_for(midway.wait(), 30)
     await session.stop()
     report = await asyncio.wait_for(task, 30)
 

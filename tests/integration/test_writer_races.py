@@ -22,6 +22,7 @@ from aiohttp import web
 from pipeline.protocol import decode_audio_binary
 from pipeline.session import Session
 from pipeline.sources import from_samples
+from pipeline.status import AudioCounts, StatusEvent
 from tests.integration.rogue import serving
 from tests.integration.test_session import chirp, fast
 
@@ -155,11 +156,15 @@ async def test_a_live_stream_stopped_midway_ends_with_one_stop_after_its_last_fr
         recording_proxy(backend.url, reply_delay=0.002) as (url, wire),
     ):
         session = Session(fast(url, flow_window=0.06), from_samples(chirp(5.0), realtime=True))
+        midway = asyncio.Event()
+
+        def note(event: StatusEvent) -> None:
+            if isinstance(event, AudioCounts) and event.counts["system"].acked >= 10:
+                midway.set()
+
+        session.status.subscribe(note)
         task = asyncio.create_task(session.run())
-        while session.current.audio.get("system") is None or (
-            session.current.audio["system"].acked < 10
-        ):
-            await asyncio.sleep(0.02)
+        await asyncio.wait_for(midway.wait(), 30)
         await session.stop()
         report = await asyncio.wait_for(task, 30)
 
