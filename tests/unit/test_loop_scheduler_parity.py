@@ -6,6 +6,8 @@ backoff) producing the same items in the same order."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -133,3 +135,28 @@ def test_time_operators_give_the_same_items_on_both(
     results = [collect(loop, scenarios()[name](kind(loop)), kind(loop)) for kind in KINDS]
     assert results[0] == results[1]
     assert results[0][-1][0] in ("completed", "error")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_timer_that_ran_frees_its_state_without_the_garbage_collector(
+    kind: type[AsyncIOScheduler], loop: asyncio.AbstractEventLoop
+) -> None:
+    """A timer and its loop handle must not hold each other: the session arms several a
+    second per stream, and each cycle would wait for (and feed) the cyclic collector."""
+
+    class State:
+        pass
+
+    scheduler = kind(loop)
+    state = State()
+    alive = weakref.ref(state)
+    gc.disable()
+    try:
+        timers = [scheduler.schedule_relative(0.001, lambda *_: None, state)]
+        timers.append(scheduler.schedule(lambda *_: None, state))
+        del state
+        loop.run_until_complete(asyncio.sleep(0.01))
+        timers.clear()
+        assert alive() is None
+    finally:
+        gc.enable()
