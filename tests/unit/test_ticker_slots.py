@@ -19,6 +19,7 @@ from reactivex.testing import TestScheduler
 from operators.ticker import Ticker
 
 MS = 0.001
+CANCELLED_DUE_S = 0.2
 
 
 @dataclass
@@ -166,9 +167,10 @@ def test_actions_registered_from_threads_while_it_fires_each_run_once() -> None:
     def worker(base: int) -> None:
         for k in range(per_thread):
             ident = base * per_thread + k
-            cancel = ticker.call_at(ticker.now() + (k % 5) * 0.001, make(ident))
-            if k % 3 == 0:
-                cancel()
+            if k % 3 == 0:  # cancelled long before it is due (a thread may lag for ms)
+                ticker.call_at(ticker.now() + CANCELLED_DUE_S, make(ident))()
+            else:
+                ticker.call_at(ticker.now() + (k % 5) * 0.001, make(ident))
 
     threads = [threading.Thread(target=worker, args=(b,)) for b in range(threads_n)]
     for thread in threads:
@@ -178,7 +180,7 @@ def test_actions_registered_from_threads_while_it_fires_each_run_once() -> None:
     assert done.wait(10.0)
     # the ones due latest have had their timers: nothing further may run
     settle = threading.Event()
-    ticker.call_at(ticker.now() + 0.01, settle.set)
+    ticker.call_at(ticker.now() + CANCELLED_DUE_S + 0.01, settle.set)
     assert settle.wait(10.0)
     with lock:
         assert sorted(ran) == sorted(
