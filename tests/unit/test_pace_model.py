@@ -49,7 +49,10 @@ def test_items_leave_once_in_order_at_the_model_times(
             for extra in range(fed_back):
                 source.on_next(len(items) + extra)
 
-    paced = source.pipe(pace(lambda i: dues[i] * MS, scheduler, granularity=grid_ms * MS))
+    def due(index: int) -> float:
+        return dues[index] * MS
+
+    paced = source.pipe(pace(due, scheduler, granularity=grid_ms * MS))
     if take is not None:
         paced = paced.pipe(ops.take(take))
     paced.subscribe(on_left, on_completed=lambda: ended.append(scheduler.clock))
