@@ -1,13 +1,14 @@
 """`pace` against a plain model, in virtual time: items arriving at any moments, with any
 due times, some fed back while items leave, the consumer taking only the first few or
-all: each item leaves once, in arrival order, at the latest of its due time (rounded up
-to the grid), its arrival and the item before it; completion follows the last item."""
+all: each item leaves once, in arrival order: with the item before it if it had arrived
+and was due by then, else at its due time rounded up to the grid (at once if it arrives
+late); completion follows the last item."""
 
 from __future__ import annotations
 
 import math
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from reactivex import abc
 from reactivex import operators as ops
@@ -22,6 +23,9 @@ arrivals = st.lists(st.tuples(st.integers(0, 30), st.integers(0, 40)), min_size=
 
 
 @settings(max_examples=200, deadline=None)
+# fed back while the head leaves, and the head was not due yet on the grid: the stale
+# arm for it held the completion back to the next grid step
+@example(items=[(1, 0), (1, 1)], grid_ms=5, take=None, fed_back=1, complete_ms=0)
 @given(
     arrivals,
     st.sampled_from([0, 5]),
@@ -79,7 +83,8 @@ def test_items_leave_once_in_order_at_the_model_times(
     previous = 0
     while queue:
         index, at_ms, due_ms = queue.pop(0)
-        previous = max(previous, rounded(due_ms), at_ms)
+        if not (at_ms <= previous and due_ms <= previous):  # else it leaves with the one before
+            previous = max(previous, rounded(due_ms), at_ms)
         expected.append((index, previous))
         if index == 0 and previous < source_end:  # behind what arrived by then
             cut = sum(1 for _, at, _ in queue if at <= previous)
