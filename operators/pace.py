@@ -61,17 +61,19 @@ def pace(
 
             def release() -> None:
                 nonlocal pending
-                pending = False
                 cancel.clear()
                 now = ticker.tick_at  # called by the ticker: its time
+                # `pending` holds while items leave: an item or the completion the consumer
+                # feeds back meanwhile is this release's to arm or end (armed then, for the
+                # head that was about to leave, it would hold the completion a step back)
                 while queue and queue[0][0] <= now + 1e-9:
                     item = queue.popleft()[1]
                     observer.on_next(item if stamp is None else stamp(item, now))
-                if queue:
-                    if not pending:  # `arm`, inline (an item that came meanwhile may have)
-                        pending = True
-                        cancel.append(ticker.call_at(queue[0][0], release))
-                elif completed:
+                if queue:  # `arm`, inline
+                    cancel.append(ticker.call_at(queue[0][0], release))
+                    return
+                pending = False
+                if completed:
                     observer.on_completed()
 
             def arm() -> None:
@@ -96,6 +98,9 @@ def pace(
             )
 
             def dispose() -> None:
+                # disposed while items leave (the consumer took enough): `release` stops
+                # with them, rather than re-arm for each item left behind
+                queue.clear()
                 for undo in cancel:
                     undo()
                 cancel.clear()

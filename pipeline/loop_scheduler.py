@@ -65,6 +65,9 @@ class LoopScheduler(AsyncIOScheduler):
         return timer
 
     def _run(self, timer: _Timer, action: Any, state: Any) -> None:
+        # the handle holds the timer (its arguments): dropped, the two are no reference
+        # cycle, and the action's state goes with the last reference, not a GC pass
+        timer.handle = None
         returned = action(self, state)
         if isinstance(returned, abc.DisposableBase):
             if timer.disposed:

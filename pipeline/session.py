@@ -159,6 +159,7 @@ class Session:
         self._outbox = Outbox(config.max_frames, config.window_frames)
         self._clock: Callable[[], float] = lambda: 0.0
         self._audio_sub: abc.DisposableBase | None = None
+        self._meter: LevelMeter | None = None
         self._audio_failure: Exception | None = None
         self._error: Exception | None = None  # why the session failed, for raise_for_failure
         self._skip_delay: Subject[None] = Subject()
@@ -344,6 +345,7 @@ class Session:
         meter = LevelMeter(
             self.config.level_interval, lambda level: self._emit(audio_level(level)), scheduler
         )
+        self._meter = meter
         push = self._outbox.push
         overdue = SerialDisposable()
 
@@ -395,6 +397,8 @@ class Session:
         self._stop_requested = True
         if self._audio_sub is not None:
             self._audio_sub.dispose()
+        if self._meter is not None:  # the window cut short is shown, before `Finalizing`
+            self._meter.close()
         self._end_audio()
         if self._done is None or self._done.done():
             return
