@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from pipeline.audio import FRAME_SAMPLES, SAMPLE_RATE
 from pipeline.protocol import decode_audio_binary
 from pipeline.session import Session
 from pipeline.sources import from_samples
@@ -27,7 +28,8 @@ from tests.integration.rogue import serving
 from tests.integration.test_session import chirp, fast
 
 SECONDS = 1.0
-FRAMES = 50  # 20 ms frames in SECONDS
+FRAMES = round(SECONDS * SAMPLE_RATE) // FRAME_SAMPLES  # frames in SECONDS
+CUT_AFTER = 20  # frames through the first connection before it is cut
 
 
 @dataclass
@@ -182,7 +184,7 @@ async def test_a_connection_cut_mid_write_resumes_and_every_frame_is_confirmed_o
 ) -> None:
     async with (
         make_backend(ack_every=2, ack_interval=0.01) as backend,
-        recording_proxy(backend.url, reply_delay=0.002, cut_after=20) as (url, wire),
+        recording_proxy(backend.url, reply_delay=0.002, cut_after=CUT_AFTER) as (url, wire),
     ):
         config = fast(url, flow_window=0.1)  # 5 frames in flight when the cut comes
         session = Session(config, from_samples(chirp(SECONDS), realtime=False))
@@ -197,8 +199,8 @@ async def test_a_connection_cut_mid_write_resumes_and_every_frame_is_confirmed_o
     cut = wire.sent.index(("cut",))
     before = [m[2] for m in wire.sent[:cut] if m[0] == "audio"]
     after = [m[2] for m in wire.sent[cut:] if m[0] == "audio"]
-    assert before == list(range(20))
+    assert before == list(range(CUT_AFTER))
     # the new connection writes from the backend's resume point on, in order, to the end
-    assert after == list(range(after[0], FRAMES)) and after[0] <= 20
-    assert totals.resent == 20 - after[0]
+    assert after == list(range(after[0], FRAMES)) and after[0] <= CUT_AFTER
+    assert totals.resent == CUT_AFTER - after[0]
     assert len(wire.stops()) == 1 and wire.stops()[0] > cut
