@@ -17,6 +17,8 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, SerialDisposable
 from reactivex.scheduler import TimeoutScheduler
 
+from operators.clock import seconds_of
+
 _T = TypeVar("_T")
 
 Jitter = Literal["full", "equal", "none"] | float
@@ -198,7 +200,7 @@ def retry_with_backoff(
                     observer.on_next(Retry(attempt=outage.attempts, delay=0.0, cause=error))
                     timer.disposable = clock.schedule(resubscribe)
                     return
-                step = outage.next(error, decision.floor, clock.to_seconds(clock.now))
+                step = outage.next(error, decision.floor, seconds_of(clock)())
                 if isinstance(step, GaveUp):
                     observer.on_error(step)
                     return

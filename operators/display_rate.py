@@ -16,6 +16,8 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, SerialDisposable
 
+from operators.clock import seconds_of
+
 _T = TypeVar("_T")
 
 
@@ -50,8 +52,7 @@ def display_rate(
             emitted_at = float("-inf")
 
             def now() -> float:
-                clock = scheduler()
-                return clock.to_seconds(clock.now)
+                return seconds_of(scheduler())()
 
             def emit(item: _T) -> None:
                 nonlocal emitted_at

@@ -20,6 +20,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.scheduler import TimeoutScheduler
 
+from operators.clock import seconds_of
 from operators.pace import pace
 from operators.rechunk import rechunk
 from pipeline.audio import (
@@ -135,7 +136,7 @@ def _on_demand(
     def subscribe(
         observer: abc.ObserverBase[AudioFrame], sub_scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        clock = scheduler or sub_scheduler or TimeoutScheduler.singleton()
+        now = seconds_of(scheduler or sub_scheduler or TimeoutScheduler.singleton())
         demand = current_demand()
         try:
             loop = asyncio.get_running_loop()
@@ -143,21 +144,21 @@ def _on_demand(
             loop = None
         if demand is None or loop is None:
             for frame in frames:
-                observer.on_next(frame.stamped(clock.to_seconds(clock.now)))
+                observer.on_next(frame.stamped(now()))
             observer.on_completed()
             return Disposable()
 
         async def produce() -> None:
-            now = clock.to_seconds(clock.now)
+            at = now()
             for index, frame in enumerate(frames):
                 if index % _ASK_EVERY == 0 and not demand.ready:
                     await demand.wait()
-                    now = clock.to_seconds(clock.now)
+                    at = now()
                 elif index % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)
-                    now = clock.to_seconds(clock.now)
+                    at = now()
                 # frames released in one turn of the loop share its time
-                observer.on_next(frame.stamped(now))
+                observer.on_next(frame.stamped(at))
             observer.on_completed()
 
         task = loop.create_task(produce())

@@ -33,6 +33,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from operators.clock import seconds_of
 from pipeline.protocol import AsrFinal
 from pipeline.state import AppState, Phase
 
@@ -293,7 +294,7 @@ class ConsoleSink:
     def start(self) -> None:
         """Subscribe to the session (call on the running loop, before `session.run()`)."""
         scheduler = self._scheduler or AsyncIOScheduler(asyncio.get_running_loop())
-        self._clock = lambda: scheduler.to_seconds(scheduler.now)
+        self._clock = seconds_of(scheduler)
         finals = self.session.events.pipe(
             ops.filter(lambda event: isinstance(event, AsrFinal)),
             ops.map(lambda event: cast(AsrFinal, event)),
