@@ -11,6 +11,7 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.testing import TestScheduler
 
 from operators.clock import seconds_of
+from pipeline.loop_scheduler import LoopScheduler
 
 
 def test_virtual_time_is_read_through_the_schedulers_own_now() -> None:
@@ -25,7 +26,11 @@ def test_wall_clock_schedulers_are_read_as_time_time() -> None:
     """Schedulers that keep reactivex's own `now` (the wall clock in UTC) skip the datetime."""
     loop = asyncio.new_event_loop()
     try:
-        for scheduler in (AsyncIOScheduler(loop), TimeoutScheduler.singleton()):
+        for scheduler in (
+            AsyncIOScheduler(loop),
+            LoopScheduler(loop),  # the session's
+            TimeoutScheduler.singleton(),
+        ):
             assert seconds_of(scheduler) is time.time
     finally:
         loop.close()
