@@ -14,28 +14,37 @@ from typing import Generic, TypeVar
 
 import reactivex
 from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
+from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler import TimeoutScheduler
 
-from operators.clock import seconds_of
+from operators.ticker import shared_ticker
 
 T = TypeVar("T")
 
 
 class Coalescer(Generic[T]):
     """The state of one coalesced stream (one subscription of `coalesce`): `push` values
-    in, `emit` gets the latest of each burst."""
+    in, `emit` gets the latest of each burst.
+
+    Its timer is the clock's shared ticker (`operators.ticker`): with `granularity` > 0
+    a flush may come that much late, and the coalescers of many sessions share wake-ups.
+    """
 
     def __init__(
-        self, interval: float, clock: abc.SchedulerBase, emit: Callable[[T], None]
+        self,
+        interval: float,
+        clock: abc.SchedulerBase,
+        emit: Callable[[T], None],
+        granularity: float = 0.0,
     ) -> None:
-        self.interval, self.clock, self.emit = interval, clock, emit
-        self.now = seconds_of(clock)
-        self.timer = SerialDisposable()
+        self.interval, self.emit = interval, emit
+        self.ticker = shared_ticker(clock, granularity)
+        self.now = self.ticker.now
         self.held: list[T] = []  # the latest value waiting to come out (0 or 1 of them)
         self.last_at = float("-inf")  # when a value last came out
+        self._cancel: Callable[[], None] = _nothing
 
-    def flush(self, _: abc.SchedulerBase | None = None, __: object = None) -> None:
+    def flush(self) -> None:
         if self.held:
             self.last_at = self.now()
             self.emit(self.held.pop())
@@ -46,14 +55,16 @@ class Coalescer(Generic[T]):
             held[0] = value
             return
         held.append(value)
-        wait = self.last_at + self.interval - self.now()
-        if wait > 0:
-            self.timer.disposable = self.clock.schedule_relative(wait, self.flush)
-        else:
-            self.timer.disposable = self.clock.schedule(self.flush)
+        # due now after a quiet spell: on the next timer, not inside this call
+        due = max(self.last_at + self.interval, self.now())
+        self._cancel = self.ticker.call_at(due, self.flush)
 
     def dispose(self) -> None:
-        self.timer.dispose()
+        self._cancel()
+
+
+def _nothing() -> None:
+    pass
 
 
 def coalesce(
@@ -68,8 +79,8 @@ def coalesce(
         [    coalesce(6)      ]
         -a-----c---------d----(e,|)
 
-    A value that finds the last emission `interval` or more ago is scheduled at once
-    (`scheduler.schedule`: after the current work, not inside the producer's call);
+    A value that finds the last emission `interval` or more ago comes out at once (on
+    the scheduler's next timer: after the current work, not inside the producer's call);
     otherwise the latest value of the burst comes out `interval` after the last emission.
     On completion a held value comes out first.
     """

@@ -17,10 +17,10 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler import TimeoutScheduler
-from reactivex.scheduler.periodicscheduler import PeriodicScheduler
 
 from operators.audio import AudioFrame, Samples
 from operators.clock import seconds_of
+from operators.ticker import shared_ticker
 
 FULL_SCALE = 32768.0
 SILENCE_DBFS = -120.0  # the floor: digital silence reads as this, never -inf
@@ -95,10 +95,11 @@ class LevelMeter:
         interval: float,
         emit: Callable[[Level], None],
         scheduler: abc.SchedulerBase | None = None,
+        granularity: float = 0.0,
     ) -> None:
         if interval < 0:
             raise ValueError("interval must be >= 0")
-        self.interval, self.emit = interval, emit
+        self.interval, self.emit, self.granularity = interval, emit, granularity
         self._clock = scheduler or TimeoutScheduler.singleton()
         self._now = seconds_of(self._clock)
         self._window: dict[str, list[Samples]] = {}
@@ -121,18 +122,14 @@ class LevelMeter:
             self.emit(window_level(source, at, chunks))
 
     def start(self) -> abc.DisposableBase:
-        """Close a window every `interval` seconds (nothing to do per frame: no timer)."""
+        """Close a window every `interval` seconds (nothing to do per frame: no timer), on
+        the clock's shared ticker: with `granularity` > 0 a window may close that much
+        late, and the meters of many sessions share wake-ups."""
         if not self.interval:
             return Disposable()
-        clock = self._clock
-        if not isinstance(clock, PeriodicScheduler):
-            raise TypeError(f"the level meter needs a periodic scheduler, not {clock!r}")
-
-        def on_tick(state: object) -> object:
-            self.close()
-            return state
-
-        return clock.schedule_periodic(self.interval, on_tick)
+        return Disposable(
+            shared_ticker(self._clock, self.granularity).every(self.interval, self.close)
+        )
 
 
 def level_meter(

@@ -12,6 +12,11 @@ that fires early would find nothing due and spin re-arming until it was.
 
     ticker = shared_ticker(scheduler, granularity=0.002)
     cancel = ticker.call_at(due_seconds, action)
+    stop = ticker.every(interval_seconds, action)
+
+A session's other timers (level windows, coalesced counts) go through the same ticker:
+at N sessions, timers each session armed at its own moments cost N loop wake-ups per
+period, each a sleep and a wake of the process.
 """
 
 from __future__ import annotations
@@ -86,6 +91,27 @@ class Ticker:
             if self._armed_at is None or fire_at < self._armed_at - _EPSILON:
                 self._arm(fire_at, now)
         return entry.clear
+
+    def every(self, interval: float, action: Callable[[], None]) -> Callable[[], None]:
+        """Run `action` every `interval` seconds from now: the k-th run is due at start +
+        k * interval (rounded up to the grid, never drifting); after a stall longer than
+        `interval` the missed runs are skipped, not run in a burst. Returns a cancel
+        function (an action may call it)."""
+        if interval <= 0:
+            raise ValueError("interval must be > 0")
+        start = self.now()
+        runs = 1
+        cancel: list[Callable[[], None]] = []
+
+        def run() -> None:
+            nonlocal runs
+            # the next run is armed first: an action that cancels cancels that one
+            runs = max(runs + 1, math.floor((self.tick_at - start) / interval + _EPSILON) + 1)
+            cancel[0] = self.call_at(start + runs * interval, run)
+            action()
+
+        cancel.append(self.call_at(start + interval, run))
+        return lambda: cancel[0]()
 
     def _arm(self, fire_at: float, now: float) -> None:
         self._armed_at = fire_at

@@ -18,6 +18,13 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 
 _TState = TypeVar("_TState")
 
+# Every timer a session arms per frame or per window (the real-time pacing, the level
+# windows, the coalesced counts) goes through the loop's shared ticker on this grid
+# (operators.ticker): a timer may fire up to this late, and N sessions' timers share
+# loop wake-ups — at most one per grid step, where timers armed at each session's own
+# moments cost a sleep and a wake of the process each.
+TIMER_GRID_S = 0.005
+
 
 class _Timer(abc.DisposableBase):
     """A scheduled action: disposing it cancels the call, or disposes what it returned."""

@@ -45,7 +45,7 @@ from pipeline.dropped import reported_drop
 from pipeline.events import EventFeed, SessionEvent
 from pipeline.flow import Demand, demand_scope
 from pipeline.ids import SessionIds
-from pipeline.loop_scheduler import LoopScheduler
+from pipeline.loop_scheduler import TIMER_GRID_S, LoopScheduler
 from pipeline.outbox import Outbox
 from pipeline.protocol import AsrFinal, AsrPartial, FinalSummary, Segment, ServerEvent, Status
 from pipeline.report import SessionReport, build_report
@@ -316,7 +316,7 @@ class Session:
         itself: it changes once or twice per frame, and an observable between the two
         cost more calls per change than the coalescing."""
         counts: Coalescer[None] = Coalescer(
-            COUNTS_EVERY_S, scheduler, lambda _: self._flush_counts()
+            COUNTS_EVERY_S, scheduler, lambda _: self._flush_counts(), granularity=TIMER_GRID_S
         )
         unlisten = self._outbox.listen(functools.partial(counts.push, None))
         return CompositeDisposable(Disposable(unlisten), Disposable(counts.dispose))
@@ -343,7 +343,10 @@ class Session:
         subscriber to the source, one call per frame for each (a subject published to two
         chains of operators cost more per frame than the meter itself)."""
         meter = LevelMeter(
-            self.config.level_interval, lambda level: self._emit(audio_level(level)), scheduler
+            self.config.level_interval,
+            lambda level: self._emit(audio_level(level)),
+            scheduler,
+            granularity=TIMER_GRID_S,
         )
         self._meter = meter
         push = self._outbox.push

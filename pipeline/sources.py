@@ -33,12 +33,12 @@ from pipeline.audio import (
     to_int16,
 )
 from pipeline.flow import current_demand
+from pipeline.loop_scheduler import TIMER_GRID_S
 
-# Real-time frames may leave up to this late so that the paced sources of many sessions
-# share timer wake-ups (operators.ticker): with 5 ms, N sessions cost four loop turns per
-# 20 ms frame instead of N. Measured at N=50 (benchmarks/sessions.py): CPU per session
-# 0.70% -> 0.50% of a core, capture-to-arrival lag p50 1 -> 4 ms, p99 3 -> 7 ms.
-PACE_GRANULARITY_S = 0.005
+# Real-time frames may leave up to TIMER_GRID_S late so that the paced sources of many
+# sessions share timer wake-ups (operators.ticker): with 5 ms, N sessions cost four loop
+# turns per 20 ms frame instead of N. Measured at N=50 (benchmarks/sessions.py): CPU per
+# session 0.70% -> 0.50% of a core, capture-to-arrival lag p50 1 -> 4 ms, p99 3 -> 7 ms.
 _YIELD_EVERY = 32  # frames between yields to the loop when running unpaced
 _ASK_EVERY = 8  # frames between looks at the demand (it bounds a window of hundreds)
 _WIDTHS: dict[int, np.dtype[np.integer]] = {
@@ -125,7 +125,7 @@ def from_samples(
 
         # each frame stamped with the time it leaves: its capture time
         return reactivex.from_iterable(frames).pipe(
-            pace(due, scheduler, granularity=PACE_GRANULARITY_S, stamp=AudioFrame.stamped)
+            pace(due, scheduler, granularity=TIMER_GRID_S, stamp=AudioFrame.stamped)
         )
     return _on_demand(frames, scheduler)
 
