@@ -105,8 +105,9 @@ class Window:
         self.started = asyncio.Event()
         self.finished = asyncio.Event()
         self.began_cpu = self.start_cpu = time.process_time()
+        self.start_thread = time.thread_time()
         self.start_frame = 0
-        self.cpu = 0.0
+        self.cpu = self.loop_cpu = 0.0
         self.unlisten = session.outbox.listen(self._changed)
 
     def _captured(self) -> int:
@@ -117,9 +118,11 @@ class Window:
         captured = self._captured()
         if not self.started.is_set() and captured:
             self.start_cpu, self.start_frame = time.process_time(), captured
+            self.start_thread = time.thread_time()  # the outbox calls back on the loop
             self.started.set()
         elif not self.finished.is_set() and captured >= self.start_frame + self.frames:
             self.cpu = time.process_time() - self.start_cpu
+            self.loop_cpu = time.thread_time() - self.start_thread
             self.finished.set()
             self.unlisten()
 
@@ -129,8 +132,16 @@ class Window:
 
 
 async def pipeline_mic(
-    url: str, pulse: PulseServer, wav: Path, seconds: float, startups: list[float], binary: bool
+    url: str,
+    pulse: PulseServer,
+    wav: Path,
+    seconds: float,
+    startups: list[float],
+    devices: list[float],
+    binary: bool,
 ) -> tuple[float, float]:
+    """The microphone path; `devices` gets the CPU per audio second spent outside the
+    loop's thread (PortAudio's callback thread, its ALSA-over-PulseAudio client)."""
     session = Session(SessionConfig(url=url, binary_seq=binary), microphone(source="mic"))
     window = Window(session, "mic", round(seconds / FRAME_S))
     player = pulse.play(wav)
@@ -143,6 +154,7 @@ async def pipeline_mic(
         player.kill()
         player.wait()
     startups.append(window.startup_cpu)
+    devices.append((window.cpu - window.loop_cpu) / (window.frames * FRAME_S))
     return window.cpu, window.frames * FRAME_S
 
 
@@ -200,7 +212,12 @@ async def _expect(ws: aiohttp.ClientWebSocketResponse, state: str) -> None:
 
 
 async def measure(
-    seconds: float, repetitions: int, work: Path, startups: list[float], binary: bool
+    seconds: float,
+    repetitions: int,
+    work: Path,
+    startups: list[float],
+    devices: list[float],
+    binary: bool,
 ) -> dict[str, list[float]]:
     pulse = start_pulse(work / "pulse")
     os.environ.update(pulse.env)  # before PortAudio loads: it lists devices once
@@ -216,7 +233,9 @@ async def measure(
         size = frame_samples()
         frames = [samples[i : i + size].tobytes() for i in range(0, len(samples) - size + 1, size)]
         runs: dict[str, Run] = {
-            "pipeline (mic)": lambda: pipeline_mic(url, pulse, long_wav, seconds, startups, binary),
+            "pipeline (mic)": lambda: pipeline_mic(
+                url, pulse, long_wav, seconds, startups, devices, binary
+            ),
             "pipeline (file)": lambda: pipeline_file(url, file_wav, seconds, binary),
             "plain loop": lambda: plain_loop(url, frames, binary),
         }
@@ -255,9 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{framing} audio, {args.loop}"
     )
     startups: list[float] = []
+    devices: list[float] = []
     with tempfile.TemporaryDirectory(prefix="ll-bench-") as work:
         results = run_on(
-            args.loop, measure(seconds, repetitions, Path(work), startups, not args.json)
+            args.loop, measure(seconds, repetitions, Path(work), startups, devices, not args.json)
         )
     medians = {name: statistics.median(values) for name, values in results.items()}
     baseline = medians["plain loop"]
@@ -269,9 +289,15 @@ def main(argv: list[str] | None = None) -> int:
         f"median {statistics.median(startups):.2f} CPU s, max {max(startups):.2f}"
     )
     mic, file = medians["pipeline (mic)"], medians["pipeline (file)"]
+    device = statistics.median(devices)
+    print(
+        f"  of the mic path, outside the loop's thread (PortAudio's callback thread and its "
+        f"sound server client): {device:.4f} ({device / baseline:.2f}x the plain loop)"
+    )
     summary(
         f"capture->socket {mic:.4f} CPU s per audio s ({mic * 100:.2f}% of a core), "
-        f"{mic / baseline:.2f}x the plain loop ({baseline:.4f}); "
+        f"{mic / baseline:.2f}x the plain loop ({baseline:.4f}); of it the device's threads "
+        f"{device:.4f} ({device / baseline:.2f}x); "
         f"without the device {file:.4f} ({file / baseline:.2f}x); {framing}, {args.loop}"
     )
     return 0

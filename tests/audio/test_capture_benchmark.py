@@ -10,7 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SUMMARY = re.compile(
     r"^summary: capture->socket (?P<mic>[\d.]+) CPU s per audio s .*?"
-    r"(?P<ratio>[\d.]+)x the plain loop \((?P<plain>[\d.]+)\)",
+    r"(?P<ratio>[\d.]+)x the plain loop \((?P<plain>[\d.]+)\); "
+    r"of it the device's threads (?P<device>[\d.]+) ",
     re.MULTILINE,
 )
 
@@ -35,3 +36,5 @@ def test_capture_overhead_smoke_run_prints_its_ratio() -> None:
     low, high = (mic - half) / (plain + half), (mic + half) / (plain - half)
     assert low - half_ratio <= ratio <= high + half_ratio
     assert "pipeline (file)" in done.stdout
+    # PortAudio's threads are part of the process: a share of the mic path, never more
+    assert 0 <= float(found["device"]) <= mic
