@@ -101,17 +101,17 @@ class Ticker:
             raise ValueError("interval must be > 0")
         start = self.now()
         runs = 1
-        cancel: list[Callable[[], None]] = []
+        cancel: Callable[[], None]  # the pending run's
 
         def run() -> None:
-            nonlocal runs
+            nonlocal runs, cancel
             # the next run is armed first: an action that cancels cancels that one
             runs = max(runs + 1, math.floor((self.tick_at - start) / interval + _EPSILON) + 1)
-            cancel[0] = self.call_at(start + runs * interval, run)
+            cancel = self.call_at(start + runs * interval, run)
             action()
 
-        cancel.append(self.call_at(start + interval, run))
-        return lambda: cancel[0]()
+        cancel = self.call_at(start + interval, run)
+        return lambda: cancel()
 
     def _arm(self, fire_at: float, now: float) -> None:
         self._armed_at = fire_at
