@@ -9,6 +9,7 @@ as `interval` has passed since the last one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -20,6 +21,7 @@ from reactivex.scheduler import TimeoutScheduler
 from operators.ticker import shared_ticker
 
 T = TypeVar("T")
+_EPSILON = 1e-9  # float noise: a due time a float step past an aligned instant is on it
 
 
 class Coalescer(Generic[T]):
@@ -28,6 +30,11 @@ class Coalescer(Generic[T]):
 
     Its timer is the clock's shared ticker (`operators.ticker`): with `granularity` > 0
     a flush may come that much late, and the coalescers of many sessions share wake-ups.
+    `aligned`: a value held in a burst comes out at the first of the ticker's aligned
+    instants (its origin plus multiples of `interval`) an `interval` or more after the
+    last one — once after a quiet spell up to twice `interval`, then every `interval`,
+    in the same step as every other aligned coalescer and meter of that interval, after
+    the step's other actions (`Ticker.call_at(..., deferred=True)`).
     """
 
     def __init__(
@@ -36,8 +43,10 @@ class Coalescer(Generic[T]):
         clock: abc.SchedulerBase,
         emit: Callable[[T], None],
         granularity: float = 0.0,
+        *,
+        aligned: bool = False,
     ) -> None:
-        self.interval, self.emit = interval, emit
+        self.interval, self.emit, self.aligned = interval, emit, aligned
         self.ticker = shared_ticker(clock, granularity)
         self.now = self.ticker.now
         self.held: list[T] = []  # the latest value waiting to come out (0 or 1 of them)
@@ -56,8 +65,11 @@ class Coalescer(Generic[T]):
             return
         held.append(value)
         # due now after a quiet spell: on the next timer, not inside this call
-        due = max(self.last_at + self.interval, self.now())
-        self._cancel = self.ticker.call_at(due, self.flush)
+        due, now = self.last_at + self.interval, self.now()
+        if due > now and self.aligned:
+            origin, interval = self.ticker.origin, self.interval
+            due = origin + math.ceil((due - origin) / interval - _EPSILON) * interval
+        self._cancel = self.ticker.call_at(max(due, now), self.flush, deferred=self.aligned)
 
     def dispose(self) -> None:
         self._cancel()

@@ -96,10 +96,13 @@ class LevelMeter:
         emit: Callable[[Level], None],
         scheduler: abc.SchedulerBase | None = None,
         granularity: float = 0.0,
+        *,
+        aligned: bool = False,
     ) -> None:
         if interval < 0:
             raise ValueError("interval must be >= 0")
         self.interval, self.emit, self.granularity = interval, emit, granularity
+        self.aligned = aligned
         self._clock = scheduler or TimeoutScheduler.singleton()
         self._now = seconds_of(self._clock)
         self._window: dict[str, list[Samples]] = {}
@@ -124,12 +127,13 @@ class LevelMeter:
     def start(self) -> abc.DisposableBase:
         """Close a window every `interval` seconds (nothing to do per frame: no timer), on
         the clock's shared ticker: with `granularity` > 0 a window may close that much
-        late, and the meters of many sessions share wake-ups."""
+        late, and the meters of many sessions share wake-ups. `aligned` windows end at the
+        ticker's origin plus multiples of `interval` (the first one may be shorter): the
+        windows of every meter on the clock close in the same step, one after the other."""
         if not self.interval:
             return Disposable()
-        return Disposable(
-            shared_ticker(self._clock, self.granularity).every(self.interval, self.close)
-        )
+        ticker = shared_ticker(self._clock, self.granularity)
+        return Disposable(ticker.every(self.interval, self.close, aligned=self.aligned))
 
 
 def level_meter(

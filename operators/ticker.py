@@ -16,7 +16,8 @@ that fires early would find nothing due and spin re-arming until it was.
 
 A session's other timers (level windows, coalesced counts) go through the same ticker:
 at N sessions, timers each session armed at its own moments cost N loop wake-ups per
-period, each a sleep and a wake of the process.
+period, each a sleep and a wake of the process. Level windows are `aligned` besides: the
+windows of every session close in one step, one after the other.
 """
 
 from __future__ import annotations
@@ -36,8 +37,13 @@ _EPSILON = 1e-9  # float noise in due times (`200.02` is due at 200.02, not a ti
 _tickers: weakref.WeakValueDictionary[tuple[int, float], Ticker] = weakref.WeakValueDictionary()
 
 # A due action is a one-item list: calling its `clear` (the cancel function `call_at`
-# returns) empties it, and an empty entry is skipped — no object of ours per call.
+# returns) empties it, and an empty entry is skipped — no object of ours per call. A
+# deferred action's entry has `_deferred` as its second item.
 _Entry = list[Callable[[], None]]
+
+
+def _deferred() -> None:
+    """The mark of a deferred entry (its second item); never called."""
 
 
 class Ticker:
@@ -52,6 +58,7 @@ class Ticker:
             raise ValueError("granularity must be >= 0")
         self.scheduler = scheduler
         self.now = seconds_of(scheduler)
+        self.origin = self.now()  # where the runs of `every(..., aligned=True)` count from
         self.granularity = granularity
         self._slots: dict[float, list[_Entry]] = {}  # fire time -> entries, in call order
         self._times: list[float] = []  # heap of the slots' fire times
@@ -64,11 +71,18 @@ class Ticker:
         # a scheduler on threads (TimeoutScheduler) may fire and register concurrently
         self._lock = threading.RLock()
 
-    def call_at(self, due: float, action: Callable[[], None]) -> Callable[[], None]:
+    def call_at(
+        self, due: float, action: Callable[[], None], *, deferred: bool = False
+    ) -> Callable[[], None]:
         """Run `action` at `due` (scheduler seconds), rounded up to the granularity; an
         action already due runs on the next timer, never inside this call. Returns a
-        cancel function."""
-        entry = [action]
+        cancel function.
+
+        `deferred`: the action runs after the firing's other actions and what they
+        scheduled meanwhile (the writes of the frames they released), all of a firing's
+        deferred actions in one batch scheduled on the scheduler — for the periodic work
+        of many streams, which must not hold back the frames due in the same step."""
+        entry = [action, _deferred] if deferred else [action]
         granularity = self.granularity
         if granularity:  # rounded up to the grid (inline: once per paced item)
             fire_at = math.ceil(due / granularity - _EPSILON) * granularity
@@ -92,14 +106,26 @@ class Ticker:
                 self._arm(fire_at, now)
         return entry.clear
 
-    def every(self, interval: float, action: Callable[[], None]) -> Callable[[], None]:
+    def every(
+        self, interval: float, action: Callable[[], None], *, aligned: bool = False
+    ) -> Callable[[], None]:
         """Run `action` every `interval` seconds from now: the k-th run is due at start +
         k * interval (rounded up to the grid, never drifting); after a stall longer than
         `interval` the missed runs are skipped, not run in a burst. Returns a cancel
-        function (an action may call it)."""
+        function (an action may call it).
+
+        `aligned`: runs are due at the ticker's `origin` plus multiples of `interval`
+        instead (the first one at most `interval` away), so every stream's runs of one
+        interval fall in the same grid step and run back to back, their code and data
+        warm — spread over the period, each ran cold between other streams' frames, at
+        several times the cost. Aligned runs are `deferred` (see `call_at`): a step with
+        the windows of hundreds of sessions writes its frames first."""
         if interval <= 0:
             raise ValueError("interval must be > 0")
         start = self.now()
+        if aligned:
+            periods = math.floor((start - self.origin) / interval + _EPSILON)
+            start = self.origin + periods * interval
         runs = 1
         cancel: Callable[[], None]  # the pending run's
 
@@ -107,10 +133,10 @@ class Ticker:
             nonlocal runs, cancel
             # the next run is armed first: an action that cancels cancels that one
             runs = max(runs + 1, math.floor((self.tick_at - start) / interval + _EPSILON) + 1)
-            cancel = self.call_at(start + runs * interval, run)
+            cancel = self.call_at(start + runs * interval, run, deferred=aligned)
             action()
 
-        cancel = self.call_at(start + interval, run)
+        cancel = self.call_at(start + interval, run, deferred=aligned)
         return lambda: cancel()
 
     def _arm(self, fire_at: float, now: float) -> None:
@@ -132,13 +158,18 @@ class Ticker:
                 due.append(slots.pop(heapq.heappop(times)))
             self._firing = True
         failure: Exception | None = None
+        later: list[_Entry] = []
         for slot in due:  # in due order; an action may register its next due time
             for entry in slot:
-                if entry:
+                if len(entry) > 1:
+                    later.append(entry)
+                elif entry:
                     try:
                         entry[0]()
                     except Exception as exc:  # one stream's failure must not stop the others
                         failure = failure or exc
+        if later:
+            self.scheduler.schedule(self._run_deferred, later)
         with self._lock:
             self._firing = False
             while times and not any(slots[times[0]]):  # only cancelled entries left
@@ -149,6 +180,18 @@ class Ticker:
                 self._timer.disposable = None  # nothing due: hold no handle
         if failure is not None:
             raise failure  # where a stream's own timer would have raised it
+
+    def _run_deferred(self, _: abc.SchedulerBase, entries: object) -> None:
+        assert isinstance(entries, list)
+        failure: Exception | None = None
+        for entry in entries:
+            if entry:  # not cancelled since the firing
+                try:
+                    entry[0]()
+                except Exception as exc:
+                    failure = failure or exc
+        if failure is not None:
+            raise failure
 
 
 def shared_ticker(scheduler: abc.SchedulerBase, granularity: float = 0.0) -> Ticker:

@@ -3,15 +3,19 @@ values of many streams land on one grid and share the scheduler's timers."""
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from reactivex.testing import TestScheduler
 
 from operators.coalesce import Coalescer
 from operators.level import LevelMeter
-from operators.ticker import Ticker
+from operators.ticker import Ticker, shared_ticker
 from pipeline.audio import FRAME_SAMPLES, AudioFrame
 from tests.unit.test_ticker import CountingScheduler
 
@@ -143,3 +147,204 @@ def test_meters_and_coalescers_of_many_streams_share_the_grid_and_its_timers() -
     assert own_timers < len(own_fired)
     assert timers * 5 < len(fired)
     assert timers * 2 < own_timers
+
+
+def test_aligned_runs_count_from_the_tickers_origin_whenever_a_stream_starts() -> None:
+    scheduler = TestScheduler()
+    scheduler.advance_to(2.0)
+    ticker = Ticker(scheduler)  # its origin: 2.0
+    runs: dict[str, list[float]] = {"early": [], "late": [], "own": []}
+    scheduler.advance_to(3.0021)
+    ticker.every(0.25, lambda: runs["early"].append(scheduler.clock), aligned=True)
+    scheduler.advance_to(4.6)
+    ticker.every(0.25, lambda: runs["late"].append(scheduler.clock), aligned=True)
+    ticker.every(0.25, lambda: runs["own"].append(scheduler.clock))
+    scheduler.advance_to(7.0)
+
+    assert ticker.origin == 2.0
+    # the first run at the next multiple of the interval past the origin, sooner than
+    # an interval after the start; then every interval, the two streams at the same times
+    assert runs["early"] == pytest.approx([3.25 + k * 0.25 for k in range(16)], abs=1e-9)
+    assert runs["late"] == pytest.approx([4.75 + k * 0.25 for k in range(10)], abs=1e-9)
+    # not aligned: from the stream's own start, as before
+    assert runs["own"] == pytest.approx([4.85 + k * 0.25 for k in range(9)], abs=1e-9)
+
+
+def test_aligned_runs_skip_what_a_stall_missed_and_keep_their_times() -> None:
+    scheduler = TestScheduler()
+    ticker = Ticker(scheduler)
+    scheduler.advance_to(0.03)
+    runs: list[float] = []
+    ticker.every(0.1, lambda: runs.append(scheduler.clock), aligned=True)
+    scheduler.schedule_absolute(0.15, lambda *_: scheduler.sleep(0.35))  # busy until 0.5
+    scheduler.advance_to(0.8)
+    assert runs == pytest.approx([0.1, 0.5, 0.6, 0.7, 0.8], abs=1e-9)
+
+
+def noting(times: list[float], scheduler: TestScheduler) -> Callable[[object], None]:
+    return lambda _: times.append(scheduler.clock)
+
+
+def aligned_meter_closes(
+    aligned: bool, streams: int = 30
+) -> tuple[list[list[float]], int, list[float]]:
+    """Level meters (0.25 s windows) started at random moments over 3 s on a 5 ms grid,
+    fed a frame every 20 ms until 6 s: each meter's window ends, the scheduler's timers
+    armed for them, and the starts (the first is the shared ticker's origin)."""
+    rng = np.random.default_rng(7)
+    scheduler = CountingScheduler()
+    grid, interval = 0.005, 0.25
+    starts = sorted(rng.uniform(0.0, 3.0, streams))
+    closes: list[list[float]] = [[] for _ in range(streams)]
+    meters: list[LevelMeter] = []
+    for index, start in enumerate(starts):
+        scheduler.advance_to(float(start))
+        meter = LevelMeter(
+            interval, noting(closes[index], scheduler), scheduler, grid, aligned=aligned
+        )
+        meter.start()
+        meters.append(meter)
+    for seq in range(150, 300):
+        scheduler.advance_to(seq * 0.02)
+        for meter in meters:
+            meter.add(silence(seq))
+    return closes, scheduler.timers, [float(start) for start in starts]
+
+
+def test_aligned_meters_close_their_windows_in_one_step_however_they_started() -> None:
+    closes, timers, starts = aligned_meter_closes(aligned=True)
+    spread, spread_timers, _ = aligned_meter_closes(aligned=False)
+    origin, grid = starts[0], 0.005
+
+    # from 3 s every meter has frames in every window: each window ends at the same
+    # instant for all of them, the first grid step at or after the origin (the first
+    # meter's start) plus a multiple of 0.25 s
+    ends = {tuple(round(t, 9) for t in mine if t > 3.0) for mine in closes}
+    assert len(ends) == 1
+    (shared,) = ends
+    assert len(shared) == 12  # from 3 s to the last frame at 5.98 s
+    for end in shared:
+        due = origin + math.ceil((end - origin) / 0.25 - 0.5) * 0.25
+        assert due - 1e-9 <= end < due + grid
+    # not aligned, each meter's windows end at its own phase: the grid step of its start
+    phases = {math.ceil(start / grid - 1e-9) % round(0.25 / grid) for start in starts}
+    assert len({tuple(round(t, 9) for t in mine if t > 3.0) for mine in spread}) == len(phases)
+    assert len(phases) > 1
+    # and the aligned ones need one timer per window for all, not one per phase
+    assert timers < spread_timers
+
+
+def aligned_coalescer(
+    pushes: list[float], interval: float
+) -> tuple[Ticker, list[tuple[float, int]]]:
+    """An aligned coalescer fed value i at `pushes[i]` (sorted), on a ticker made at 0.0:
+    what came out, when."""
+    scheduler = TestScheduler()
+    ticker = shared_ticker(scheduler, 0.0)  # the origin: 0.0
+    out: list[tuple[float, int]] = []
+    coalescer: Coalescer[int] = Coalescer(
+        interval, scheduler, lambda value: out.append((scheduler.clock, value)), aligned=True
+    )
+    for index, at in enumerate(pushes):
+        scheduler.schedule_absolute(at, lambda *_, value=index: coalescer.push(value))
+    scheduler.advance_to(max(pushes, default=0.0) + 3 * interval)
+    return ticker, out
+
+
+def test_an_aligned_coalescer_comes_out_on_the_shared_instants() -> None:
+    steady = [1.013 + k * 0.02 for k in range(100)]  # 1.013 to 2.993
+    _, out = aligned_coalescer([*steady, 4.0, 4.1], 0.25)
+
+    # at once for the first; then the first aligned instant 0.25 s or more after the
+    # last one (1.263 -> 1.5), every 0.25 s; at once again after the quiet spell
+    times = [1.013, 1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0, 4.0, 4.25]
+    assert [t for t, _ in out] == pytest.approx(times, abs=1e-9)
+    # each time the latest value pushed by then: nothing held back, the last one out
+    latest = [max(i for i, at in enumerate([*steady, 4.0, 4.1]) if at <= t + 1e-9) for t in times]
+    assert [value for _, value in out] == latest
+
+
+@given(
+    # in whole microseconds: the test scheduler's clock keeps no finer time
+    st.lists(st.integers(0, 5_000_000).map(lambda us: us / 1e6), max_size=60),
+    st.sampled_from([0.1, 0.25, 0.5]),
+)
+def test_an_aligned_coalescer_keeps_every_promise_of_a_coalescer(
+    pushes: list[float], interval: float
+) -> None:
+    pushes = sorted(pushes)
+    ticker, out = aligned_coalescer(pushes, interval)
+    times = [t for t, _ in out]
+    # at most once per interval
+    assert all(b - a >= interval - 1e-9 for a, b in itertools.pairwise(times))
+    # each value out is the latest pushed by then, and the last one pushed comes out
+    for at, value in out:
+        assert value == max(i for i, p in enumerate(pushes) if p <= at + 1e-9)
+    if pushes:
+        assert out[-1][1] == len(pushes) - 1
+    # each comes out at once (at a push) or at one of the shared aligned instants
+    for at in times:
+        periods = (at - ticker.origin) / interval
+        assert any(abs(at - p) < 1e-9 for p in pushes) or abs(periods - round(periods)) < 1e-6
+
+
+def test_deferred_actions_run_after_the_step_and_what_it_scheduled() -> None:
+    scheduler = TestScheduler()
+    ticker = Ticker(scheduler, 0.005)
+    order: list[str] = []
+
+    def frame(name: str) -> Callable[[], None]:
+        # a paced frame: released by the ticker, written by what it wakes (the writer)
+        def release() -> None:
+            order.append(f"release {name}")
+            scheduler.schedule(lambda *_: order.append(f"write {name}"))
+
+        return release
+
+    ticker.call_at(1.0, lambda: order.append("window a"), deferred=True)
+    ticker.call_at(1.0, frame("1"))
+    ticker.call_at(0.999, lambda: order.append("window b"), deferred=True)  # same step
+    ticker.call_at(1.0, frame("2"))
+    scheduler.advance_to(1.0)
+    # the step's frames are released and written first, then its deferred actions in
+    # one batch, in the order they were due and registered
+    assert order == [
+        "release 1",
+        "release 2",
+        "write 1",
+        "write 2",
+        "window a",
+        "window b",
+    ]
+    assert scheduler.clock == 1.0
+
+
+def test_a_deferred_action_cancelled_before_its_batch_runs_does_not_run() -> None:
+    scheduler = TestScheduler()
+    ticker = Ticker(scheduler)
+    ran: list[str] = []
+    cancel_b: list[Callable[[], None]] = []
+    ticker.call_at(1.0, lambda: cancel_b[0]())  # runs at the firing, before the batch
+    ticker.call_at(1.0, lambda: ran.append("a"), deferred=True)
+    cancel_b.append(ticker.call_at(1.0, lambda: ran.append("b"), deferred=True))
+    scheduler.advance_to(2.0)
+    assert ran == ["a"]
+
+
+def test_a_failing_deferred_action_is_raised_after_the_others_of_its_batch() -> None:
+    scheduler = TestScheduler()
+    ticker = Ticker(scheduler)
+    ran: list[str] = []
+
+    def fail() -> None:
+        raise RuntimeError("a broken meter")
+
+    ticker.call_at(1.0, fail, deferred=True)
+    ticker.call_at(1.0, lambda: ran.append("after"), deferred=True)
+    ticker.call_at(2.0, lambda: ran.append("next step"))
+    with pytest.raises(RuntimeError, match="a broken meter"):
+        scheduler.advance_to(1.5)
+    assert ran == ["after"]
+    scheduler.stop()  # the test scheduler stops where the error left it; restart it
+    scheduler.advance_to(2.5)
+    assert ran == ["after", "next step"]
