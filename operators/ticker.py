@@ -34,6 +34,9 @@ from reactivex.disposable import SerialDisposable
 from operators.clock import seconds_of
 
 _EPSILON = 1e-9  # float noise in due times (`200.02` is due at 200.02, not a tick later)
+# Deferred actions run this many per turn of the scheduler (the windows and counts of 200
+# sessions in one turn held the frames due meanwhile back by tens of milliseconds)
+DEFERRED_PER_TURN = 32
 _tickers: weakref.WeakValueDictionary[tuple[int, float], Ticker] = weakref.WeakValueDictionary()
 
 # A due action is a one-item list: calling its `clear` (the cancel function `call_at`
@@ -182,14 +185,18 @@ class Ticker:
             raise failure  # where a stream's own timer would have raised it
 
     def _run_deferred(self, _: abc.SchedulerBase, entries: object) -> None:
+        """A batch of deferred actions, `DEFERRED_PER_TURN` at a time: the rest is
+        scheduled again, so the frames due meanwhile are not held back by hundreds."""
         assert isinstance(entries, list)
         failure: Exception | None = None
-        for entry in entries:
+        for entry in entries[:DEFERRED_PER_TURN]:
             if entry:  # not cancelled since the firing
                 try:
                     entry[0]()
                 except Exception as exc:
                     failure = failure or exc
+        if len(entries) > DEFERRED_PER_TURN:  # after what this turn's actions scheduled
+            self.scheduler.schedule(self._run_deferred, entries[DEFERRED_PER_TURN:])
         if failure is not None:
             raise failure
 

@@ -15,7 +15,7 @@ from reactivex.testing import TestScheduler
 
 from operators.coalesce import Coalescer
 from operators.level import LevelMeter
-from operators.ticker import Ticker, shared_ticker
+from operators.ticker import DEFERRED_PER_TURN, Ticker, shared_ticker
 from pipeline.audio import FRAME_SAMPLES, AudioFrame
 from tests.unit.test_ticker import CountingScheduler
 
@@ -348,3 +348,30 @@ def test_a_failing_deferred_action_is_raised_after_the_others_of_its_batch() -> 
     scheduler.stop()  # the test scheduler stops where the error left it; restart it
     scheduler.advance_to(2.5)
     assert ran == ["after", "next step"]
+
+
+def test_a_large_batch_of_deferred_actions_runs_a_turn_at_a_time() -> None:
+    scheduler = TestScheduler()
+    ticker = Ticker(scheduler)
+    order: list[str] = []
+    count = 2 * DEFERRED_PER_TURN + 5  # the windows and counts of many sessions
+
+    def window(index: int) -> Callable[[], None]:
+        def close() -> None:
+            order.append(f"window {index}")
+            if index % DEFERRED_PER_TURN == 0:  # what it schedules (say, a write)
+                scheduler.schedule(lambda *_: order.append(f"scheduled by {index}"))
+
+        return close
+
+    for index in range(count):
+        ticker.call_at(1.0, window(index), deferred=True)
+    scheduler.advance_to(1.0)
+
+    # every one ran once, in order; between turns, what the turn before scheduled
+    windows = [entry for entry in order if entry.startswith("window")]
+    assert windows == [f"window {index}" for index in range(count)]
+    turns = [0, DEFERRED_PER_TURN, 2 * DEFERRED_PER_TURN]
+    for turn in turns:
+        position = order.index(f"scheduled by {turn}")
+        assert order[position - 1] == f"window {min(turn + DEFERRED_PER_TURN, count) - 1}"
