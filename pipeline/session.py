@@ -316,7 +316,11 @@ class Session:
         itself: it changes once or twice per frame, and an observable between the two
         cost more calls per change than the coalescing."""
         counts: Coalescer[None] = Coalescer(
-            COUNTS_EVERY_S, scheduler, lambda _: self._flush_counts(), granularity=TIMER_GRID_S
+            COUNTS_EVERY_S,
+            scheduler,
+            lambda _: self._flush_counts(),
+            granularity=TIMER_GRID_S,
+            aligned=True,
         )
         unlisten = self._outbox.listen(functools.partial(counts.push, None))
         return CompositeDisposable(Disposable(unlisten), Disposable(counts.dispose))
@@ -347,6 +351,7 @@ class Session:
             lambda level: self._emit(audio_level(level)),
             scheduler,
             granularity=TIMER_GRID_S,
+            aligned=True,
         )
         self._meter = meter
         push = self._outbox.push
