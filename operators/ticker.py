@@ -16,8 +16,9 @@ that fires early would find nothing due and spin re-arming until it was.
 
 A session's other timers (level windows, coalesced counts) go through the same ticker:
 at N sessions, timers each session armed at its own moments cost N loop wake-ups per
-period, each a sleep and a wake of the process. Level windows are `aligned` besides: the
-windows of every session close in one step, one after the other.
+period, each a sleep and a wake of the process. They are `aligned` and `deferred`
+besides: the windows and counts of every session due in one period run in one batch,
+back to back, after the frames of their step.
 """
 
 from __future__ import annotations
