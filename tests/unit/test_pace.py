@@ -109,9 +109,11 @@ def test_an_item_that_arrives_while_items_leave_is_armed_once() -> None:
     armed: list[float] = []
     call_at = ticker.call_at
 
-    def counting(due: float, action: Callable[[], None]) -> Callable[[], None]:
+    def counting(
+        due: float, action: Callable[[], None], *, deferred: bool = False
+    ) -> Callable[[], None]:
         armed.append(due)
-        return call_at(due, action)
+        return call_at(due, action, deferred=deferred)
 
     ticker.call_at = counting  # type: ignore[method-assign]
     source: Subject[float] = Subject()
