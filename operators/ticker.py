@@ -50,6 +50,19 @@ def _deferred() -> None:
     """The mark of a deferred entry (its second item); never called."""
 
 
+def _run_each(entries: list[_Entry]) -> Exception | None:
+    """Run the entries not cancelled by now, in order; the first failure is returned for
+    the caller to raise: one stream's failure must not stop the others."""
+    failure: Exception | None = None
+    for entry in entries:
+        if entry:
+            try:
+                entry[0]()
+            except Exception as exc:
+                failure = failure or exc
+    return failure
+
+
 class Ticker:
     """Due actions of many streams on one scheduler, released by one timer.
 
@@ -161,17 +174,12 @@ class Ticker:
             while times and times[0] <= self.tick_at + _EPSILON:
                 due.append(slots.pop(heapq.heappop(times)))
             self._firing = True
-        failure: Exception | None = None
+        ready: list[_Entry] = []
         later: list[_Entry] = []
         for slot in due:  # in due order; an action may register its next due time
             for entry in slot:
-                if len(entry) > 1:
-                    later.append(entry)
-                elif entry:
-                    try:
-                        entry[0]()
-                    except Exception as exc:  # one stream's failure must not stop the others
-                        failure = failure or exc
+                (later if len(entry) > 1 else ready).append(entry)
+        failure = _run_each(ready)
         if later:
             self.scheduler.schedule(self._run_deferred, later)
         with self._lock:
@@ -189,13 +197,7 @@ class Ticker:
         """A batch of deferred actions, `DEFERRED_PER_TURN` at a time: the rest is
         scheduled again, so the frames due meanwhile are not held back by hundreds."""
         assert isinstance(entries, list)
-        failure: Exception | None = None
-        for entry in entries[:DEFERRED_PER_TURN]:
-            if entry:  # not cancelled since the firing
-                try:
-                    entry[0]()
-                except Exception as exc:
-                    failure = failure or exc
+        failure = _run_each(entries[:DEFERRED_PER_TURN])
         if len(entries) > DEFERRED_PER_TURN:  # after what this turn's actions scheduled
             self.scheduler.schedule(self._run_deferred, entries[DEFERRED_PER_TURN:])
         if failure is not None:
