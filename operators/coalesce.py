@@ -9,7 +9,6 @@ as `interval` has passed since the last one.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -21,7 +20,6 @@ from reactivex.scheduler import TimeoutScheduler
 from operators.ticker import shared_ticker
 
 T = TypeVar("T")
-_EPSILON = 1e-9  # float noise: a due time a float step past an aligned instant is on it
 
 
 class Coalescer(Generic[T]):
@@ -31,10 +29,11 @@ class Coalescer(Generic[T]):
     Its timer is the clock's shared ticker (`operators.ticker`): with `granularity` > 0
     a flush may come that much late, and the coalescers of many sessions share wake-ups.
     `aligned`: a value held in a burst comes out at the first of the ticker's aligned
-    instants (its origin plus multiples of `interval`) an `interval` or more after the
-    last one — once after a quiet spell up to twice `interval`, then every `interval`,
-    in the same step as every other aligned coalescer and meter of that interval, after
-    the step's other actions (`Ticker.call_at(..., deferred=True)`).
+    instants (`Ticker.aligned_after`: its origin plus multiples of `interval`) an
+    `interval` or more after the last one — once after a quiet spell up to twice
+    `interval`, then every `interval`, in the same step as every other aligned coalescer
+    and meter of that interval, after the step's other actions
+    (`Ticker.call_at(..., deferred=True)`).
     """
 
     def __init__(
@@ -67,8 +66,7 @@ class Coalescer(Generic[T]):
         # due now after a quiet spell: on the next timer, not inside this call
         due, now = self.last_at + self.interval, self.now()
         if due > now and self.aligned:
-            origin, interval = self.ticker.origin, self.interval
-            due = origin + math.ceil((due - origin) / interval - _EPSILON) * interval
+            due = self.ticker.aligned_after(due, self.interval)
         self._cancel = self.ticker.call_at(max(due, now), self.flush, deferred=self.aligned)
 
     def dispose(self) -> None:

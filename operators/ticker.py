@@ -123,6 +123,12 @@ class Ticker:
                 self._arm(fire_at, now)
         return entry.clear
 
+    def aligned_after(self, at: float, interval: float) -> float:
+        """The first aligned instant of `interval` (`origin` plus a multiple of it) at or
+        after `at` (a float step past one counts as on it)."""
+        periods = math.ceil((at - self.origin) / interval - _EPSILON)
+        return self.origin + periods * interval
+
     def every(
         self, interval: float, action: Callable[[], None], *, aligned: bool = False
     ) -> Callable[[], None]:
