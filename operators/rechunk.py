@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from typing import overload
 
 import numpy as np
 import reactivex
 from reactivex import Observable, abc
 
-from operators.audio import SAMPLE_RATE, AudioBlock, AudioFrame, check_source, frame_samples
+from operators.audio import (
+    SAMPLE_RATE,
+    AudioBlock,
+    AudioFrame,
+    Samples,
+    check_source,
+    frame_samples,
+)
 
 
 def rechunk(
@@ -53,8 +61,7 @@ def rechunk(
             def on_completed() -> None:
                 nonlocal carry, seq
                 if pad_last and len(carry):
-                    padded = np.zeros(size, dtype=np.int16)
-                    padded[: len(carry)] = carry
+                    padded = _padded(carry, size)
                     carry = np.zeros(0, dtype=np.int16)
                     observer.on_next(AudioFrame(padded, source, seq, last_time))
                     seq += 1
@@ -65,3 +72,47 @@ def rechunk(
         return reactivex.create(subscribe)
 
     return operator
+
+
+class Frames(Sequence[AudioFrame]):
+    """The frames `rechunk` cuts from one in-memory recording, each cut when it is read.
+
+    `frames[n]` is frame `seq` n of `source` (its `captured_at` 0.0: a player stamps it
+    when it leaves); the last one padded with silence. Nothing is cut ahead, so a paced
+    player (`operators.pace.paced`) holds one frame of an hour-long recording, not all.
+    """
+
+    def __init__(self, samples: Samples, frame_ms: int = 20, source: str = "system") -> None:
+        self.samples = samples
+        self.source = check_source(source)
+        self.size = frame_samples(frame_ms)
+
+    def __len__(self) -> int:
+        return -(-len(self.samples) // self.size)
+
+    def __iter__(self) -> Iterator[AudioFrame]:
+        for seq in range(len(self)):
+            yield self[seq]
+
+    @overload
+    def __getitem__(self, index: int) -> AudioFrame: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[AudioFrame]: ...
+
+    def __getitem__(self, index: int | slice) -> AudioFrame | Sequence[AudioFrame]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        seq = index + len(self) if index < 0 else index
+        if not 0 <= seq < len(self):
+            raise IndexError(f"frame {index} of {len(self)}")
+        cut = self.samples[seq * self.size : (seq + 1) * self.size]
+        if len(cut) < self.size:
+            cut = _padded(cut, self.size)
+        return AudioFrame(cut, self.source, seq)
+
+
+def _padded(samples: Samples, size: int) -> Samples:
+    padded = np.zeros(size, dtype=np.int16)
+    padded[: len(samples)] = samples
+    return padded

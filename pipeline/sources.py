@@ -1,10 +1,10 @@
 """Audio sources as observables of frames: a synthetic tone and WAV files.
 
-Every source yields 16 kHz mono int16 `AudioFrame`s numbered from 0. With
-`realtime=True` frames leave at wall-clock pace (the `pace` operator on the given
-scheduler), and a number plays that many times faster (`realtime=4.0`); with
-`realtime=False` they leave as fast as the consuming session takes them (see
-`pipeline.flow`).
+Every source yields 16 kHz mono int16 `AudioFrame`s numbered from 0, each cut from the
+recording as it leaves (`operators.rechunk.Frames`). With `realtime=True` frames leave
+at wall-clock pace (`operators.pace.paced` on the given scheduler), and a number plays
+that many times faster (`realtime=4.0`); with `realtime=False` they leave as fast as
+the consuming session takes them (see `pipeline.flow`).
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ from reactivex.disposable import Disposable
 from reactivex.scheduler import TimeoutScheduler
 
 from operators.clock import seconds_of
-from operators.pace import pace
-from operators.rechunk import rechunk
+from operators.pace import paced
+from operators.rechunk import Frames
 from pipeline.audio import (
     DEFAULT_FRAME_MS,
     SAMPLE_RATE,
-    AudioBlock,
     AudioFrame,
     Converter,
     Samples,
@@ -112,9 +111,8 @@ def from_samples(
     realtime: bool | float = True,
     scheduler: abc.SchedulerBase | None = None,
 ) -> Observable[AudioFrame]:
-    """Frames of an in-memory 16 kHz mono recording."""
-    frames: list[AudioFrame] = []
-    reactivex.of(AudioBlock(samples)).pipe(rechunk(frame_ms, source)).subscribe(frames.append)
+    """Frames of an in-memory 16 kHz mono recording, each cut when it leaves."""
+    frames = Frames(samples, frame_ms, source)
     if realtime is not False:
         speed = 1.0 if realtime is True else float(realtime)
         if speed <= 0:
@@ -124,15 +122,11 @@ def from_samples(
             return frame.end / speed
 
         # each frame stamped with the time it leaves: its capture time
-        return reactivex.from_iterable(frames).pipe(
-            pace(due, scheduler, granularity=TIMER_GRID_S, stamp=AudioFrame.stamped)
-        )
+        return paced(frames, due, scheduler, granularity=TIMER_GRID_S, stamp=AudioFrame.stamped)
     return _on_demand(frames, scheduler)
 
 
-def _on_demand(
-    frames: list[AudioFrame], scheduler: abc.SchedulerBase | None
-) -> Observable[AudioFrame]:
+def _on_demand(frames: Frames, scheduler: abc.SchedulerBase | None) -> Observable[AudioFrame]:
     def subscribe(
         observer: abc.ObserverBase[AudioFrame], sub_scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
