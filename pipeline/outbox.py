@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from pipeline.audio import AudioFrame
+from pipeline.audio import AudioFrame, Samples
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,13 @@ class SourceCounts:
 
 class _Lane:
     """One source's frames. `written` is the length of the written prefix of `held`;
-    `cursor` is the index of the next frame to write on the current connection."""
+    `cursor` is the index of the next frame to write on the current connection.
+
+    A frame is held as a plain `(seq, captured_at, samples)` tuple, rebuilt when taken:
+    a tuple of atoms is one the garbage collector stops tracking at its first pass, so
+    the frames waiting for their ack (a second's worth; two minutes' in an outage) are
+    never promoted to the oldest generation, whose full collections would walk them all.
+    """
 
     __slots__ = (
         "acked",
@@ -78,14 +84,16 @@ class _Lane:
         "last_take_new",
         "resent",
         "sent",
+        "source",
         "top",
         "top_before",
         "unconfirmed",
         "written",
     )
 
-    def __init__(self) -> None:
-        self.held: deque[AudioFrame] = deque()
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.held: deque[tuple[int, float, Samples]] = deque()
         self.written = 0
         self.cursor = 0
         self.captured = self.sent = self.dropped = self.acked = self.resent = 0
@@ -109,7 +117,7 @@ class _Lane:
     def confirm_through(self, seq: int) -> int:
         """Release written frames with `seq` <= the given one; returns how many."""
         released = 0
-        while self.written and self.held[0].seq <= seq:
+        while self.written and self.held[0][0] <= seq:
             self.held.popleft()
             self.written -= 1
             self.cursor = max(0, self.cursor - 1)
@@ -154,8 +162,8 @@ class Outbox:
     def push(self, frame: AudioFrame) -> None:
         lane = self._lanes.get(frame.source)
         if lane is None:
-            lane = self._lanes[frame.source] = _Lane()
-        lane.held.append(frame)
+            lane = self._lanes[frame.source] = _Lane(frame.source)
+        lane.held.append((frame.seq, frame.captured_at, frame.samples))
         lane.captured += 1
         if len(lane.held) > self.max_frames:
             lane.held.popleft()
@@ -191,32 +199,33 @@ class Outbox:
         for lane in self._lanes.values():
             cursor = lane.cursor
             if cursor < window and cursor < len(lane.held):
-                at = lane.held[cursor].captured_at
+                at = lane.held[cursor][1]
                 if best is None or at < best_at:
                     best, best_at = lane, at
         if best is None:
             return None
         cursor = best.cursor
-        frame = best.held[cursor]
+        seq, captured_at, samples = best.held[cursor]
         best.cursor = cursor + 1
         best.last_take_new = new = cursor >= best.written
         if new:
             best.written += 1
             best.sent += 1
             best.top_before = top = best.top
-            if frame.seq > top:
-                best.top = frame.seq
+            if seq > top:
+                best.top = seq
         else:
             best.resent += 1
         if best.base is None:
-            best.base = frame.seq
-        return frame  # not announced: the writer is the one who asked
+            best.base = seq
+        # not announced: the writer is the one who asked
+        return AudioFrame(samples, best.source, seq, captured_at)
 
     def untake(self, frame: AudioFrame) -> None:
         """The last `take()` of this frame's source was never written (the socket was
         already closing): put it back as it was."""
         lane = self._lanes.get(frame.source)
-        if lane is None or not lane.cursor or lane.held[lane.cursor - 1] is not frame:
+        if lane is None or not lane.cursor or lane.held[lane.cursor - 1][0] != frame.seq:
             return
         lane.cursor -= 1
         if lane.last_take_new:
@@ -258,7 +267,7 @@ class Outbox:
     def written_marks(self) -> dict[str, int]:
         """Per source, the seq of the last frame written on this connection (for barriers)."""
         return {
-            source: lane.held[lane.cursor - 1].seq
+            source: lane.held[lane.cursor - 1][0]
             for source, lane in self._lanes.items()
             if lane.cursor
         }
@@ -271,7 +280,7 @@ class Outbox:
 
     def resume_point(self) -> dict[str, int]:
         """Per source with frames awaiting confirmation, the first unconfirmed seq."""
-        return {source: lane.held[0].seq for source, lane in self._lanes.items() if lane.written}
+        return {source: lane.held[0][0] for source, lane in self._lanes.items() if lane.written}
 
     def connection_lost(self) -> None:
         """The socket is gone: the next connection writes from the oldest held frame."""
