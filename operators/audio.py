@@ -72,8 +72,28 @@ class AudioFrame:
         return self.samples.astype(_PCM16, copy=False).tobytes()
 
     def stamped(self, captured_at: float) -> AudioFrame:
-        # the constructor, not dataclasses.replace: this runs once per frame, 3x faster
-        return AudioFrame(self.samples, self.source, self.seq, captured_at)
+        return new_frame(self.samples, self.source, self.seq, captured_at)
+
+
+# the slots' own setters, which a frozen dataclass leaves in place under its __setattr__
+_SET_SAMPLES, _SET_SOURCE, _SET_SEQ, _SET_CAPTURED_AT = (
+    AudioFrame.__dict__[name].__set__ for name in ("samples", "source", "seq", "captured_at")
+)
+
+
+def new_frame(samples: Samples, source: str, seq: int, captured_at: float) -> AudioFrame:
+    """`AudioFrame(samples, source, seq, captured_at)` at about half the cost.
+
+    For the paths that build one per frame (stamping, the outbox's take, a recording's
+    cut): a frozen dataclass's `__init__` sets each field through `object.__setattr__`
+    (0.75 us a frame here); setting the slots through their descriptors takes 0.43 us.
+    """
+    frame: AudioFrame = object.__new__(AudioFrame)
+    _SET_SAMPLES(frame, samples)
+    _SET_SOURCE(frame, source)
+    _SET_SEQ(frame, seq)
+    _SET_CAPTURED_AT(frame, captured_at)
+    return frame
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -16,6 +16,7 @@ from operators.audio import (
     Samples,
     check_source,
     frame_samples,
+    new_frame,
 )
 
 
@@ -92,7 +93,7 @@ class Frames(Sequence[AudioFrame]):
 
     def __iter__(self) -> Iterator[AudioFrame]:
         for seq in range(len(self)):
-            yield self[seq]
+            yield self.cut(seq)
 
     @overload
     def __getitem__(self, index: int) -> AudioFrame: ...
@@ -102,14 +103,20 @@ class Frames(Sequence[AudioFrame]):
 
     def __getitem__(self, index: int | slice) -> AudioFrame | Sequence[AudioFrame]:
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+            return [self.cut(seq) for seq in range(*index.indices(len(self)))]
         seq = index + len(self) if index < 0 else index
         if not 0 <= seq < len(self):
             raise IndexError(f"frame {index} of {len(self)}")
-        cut = self.samples[seq * self.size : (seq + 1) * self.size]
-        if len(cut) < self.size:
-            cut = _padded(cut, self.size)
-        return AudioFrame(cut, self.source, seq)
+        return self.cut(seq)
+
+    def cut(self, seq: int, captured_at: float = 0.0) -> AudioFrame:
+        """Frame `seq` (0 <= seq < len), stamped `captured_at`: what a player calls as each
+        frame leaves, without a second frame to stamp the first."""
+        size = self.size
+        cut = self.samples[seq * size : (seq + 1) * size]
+        if len(cut) < size:
+            cut = _padded(cut, size)
+        return new_frame(cut, self.source, seq, captured_at)
 
 
 def _padded(samples: Samples, size: int) -> Samples:

@@ -22,6 +22,7 @@ from operators.audio import (
     Samples,
     check_source,
     frame_samples,
+    new_frame,
 )
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "Samples",
     "check_source",
     "frame_samples",
+    "new_frame",
     "to_int16",
 ]
 

@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from pipeline.audio import AudioFrame, Samples
+from pipeline.audio import AudioFrame, Samples, new_frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +219,7 @@ class Outbox:
         if best.base is None:
             best.base = seq
         # not announced: the writer is the one who asked
-        return AudioFrame(samples, best.source, seq, captured_at)
+        return new_frame(samples, best.source, seq, captured_at)
 
     def untake(self, frame: AudioFrame) -> None:
         """The last `take()` of this frame's source was never written (the socket was

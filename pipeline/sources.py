@@ -137,22 +137,22 @@ def _on_demand(frames: Frames, scheduler: abc.SchedulerBase | None) -> Observabl
         except RuntimeError:
             loop = None
         if demand is None or loop is None:
-            for frame in frames:
-                observer.on_next(frame.stamped(now()))
+            for seq in range(len(frames)):
+                observer.on_next(frames.cut(seq, now()))
             observer.on_completed()
             return Disposable()
 
         async def produce() -> None:
             at = now()
-            for index, frame in enumerate(frames):
-                if index % _ASK_EVERY == 0 and not demand.ready:
+            for seq in range(len(frames)):
+                if seq % _ASK_EVERY == 0 and not demand.ready:
                     await demand.wait()
                     at = now()
-                elif index % _YIELD_EVERY == 0:
+                elif seq % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)
                     at = now()
                 # frames released in one turn of the loop share its time
-                observer.on_next(frame.stamped(at))
+                observer.on_next(frames.cut(seq, at))
             observer.on_completed()
 
         task = loop.create_task(produce())

@@ -29,11 +29,11 @@ def test_a_frame_comes_out_as_it_went_in() -> None:
     oldest_first = sorted(pushed, key=lambda f: f.captured_at)
     assert [(f.source, f.seq) for f in taken if f] == [(f.source, f.seq) for f in oldest_first]
     by_key = {(f.source, f.seq): f for f in pushed}
-    for frame in taken:
-        assert frame is not None
-        original = by_key[(frame.source, frame.seq)]
-        assert frame.samples is original.samples
-        assert frame.captured_at == original.captured_at
+    for out in taken:
+        assert out is not None
+        original = by_key[(out.source, out.seq)]
+        assert out.samples is original.samples
+        assert out.captured_at == original.captured_at
 
 
 def test_held_frames_add_no_object_the_collector_tracks() -> None:
