@@ -11,7 +11,9 @@ alternated round by round:
 - `aiohttp`: a hand-written aiohttp loop doing the same encoding and sends (the floor);
 - `websockets`: the `websockets` library client doing the same (compression off, as aiohttp).
 Every arm uses the framing the session uses: v2 binary frames (the sink offers them), or
-JSON with `--json`; and every arm runs on one loop (`--loop`). Each run is timed from
+JSON with `--json`; every arm cuts its 20 ms frames from the same recording as it sends
+them (`operators.rechunk.Frames`, as the session's source does); and every arm runs on
+one loop (`--loop`). Each run is timed from
 opening the socket to the sink's `final_summary`, and the sink's frame count must equal
 what was sent. Figures: median frames/s, x real time (audio seconds
 per wall second), client CPU microseconds per frame, and the ratio pipeline / aiohttp.
@@ -24,7 +26,7 @@ import asyncio
 import base64
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +48,7 @@ from benchmarks.measure import (
     summary,
 )
 from benchmarks.sink import SinkProcess
+from operators.rechunk import Frames
 from pipeline.audio import AUDIO_FORMAT, CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, AudioFrame, Samples
 from pipeline.config import SessionConfig
 from pipeline.session import Session
@@ -80,11 +83,10 @@ def noise(seconds: float) -> Samples:
     return rng.integers(-8000, 8000, round(seconds * SAMPLE_RATE), dtype=np.int16)
 
 
-def frames_of(samples: Samples) -> list[AudioFrame]:
-    """The frames a source cuts (the bare clients start from the same frames)."""
-    out: list[AudioFrame] = []
-    from_samples(samples, realtime=False).subscribe(out.append)
-    return out
+def frames_of(samples: Samples) -> Frames:
+    """The frames a source cuts, each cut as it is read, as a session's source cuts them:
+    the bare clients start from the same recording and do the same work."""
+    return Frames(samples)
 
 
 def start_message(session_id: str, *, binary: bool = False) -> str:
@@ -136,7 +138,7 @@ async def pipeline(url: str, samples: Samples, binary: bool = True) -> Run:
     return Run(_checked(dict(report.summary.json), counts.sent), watch.wall, watch.cpu)
 
 
-async def bare_aiohttp(url: str, frames: list[AudioFrame], binary: bool = True) -> Run:
+async def bare_aiohttp(url: str, frames: Sequence[AudioFrame], binary: bool = True) -> Run:
     session_id = str(uuid.uuid4())
     with Stopwatch() as watch:
         async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
@@ -162,7 +164,7 @@ async def bare_aiohttp(url: str, frames: list[AudioFrame], binary: bool = True) 
     return Run(_checked(done, len(frames)), watch.wall, watch.cpu)
 
 
-async def bare_websockets(url: str, frames: list[AudioFrame], binary: bool = True) -> Run:
+async def bare_websockets(url: str, frames: Sequence[AudioFrame], binary: bool = True) -> Run:
     session_id = str(uuid.uuid4())
     with Stopwatch() as watch:
         async with websockets.connect(url, compression=None, max_size=2**22) as ws:
