@@ -5,6 +5,7 @@ and a long recording keeps three frames alive, not all of them."""
 from __future__ import annotations
 
 import gc
+from dataclasses import fields
 
 import numpy as np
 import pytest
@@ -16,7 +17,14 @@ from reactivex.testing import TestScheduler
 
 from operators.pace import pace
 from operators.rechunk import Frames, rechunk
-from pipeline.audio import SAMPLE_RATE, AudioBlock, AudioFrame, Samples, frame_samples
+from pipeline.audio import (
+    SAMPLE_RATE,
+    AudioBlock,
+    AudioFrame,
+    Samples,
+    frame_samples,
+    new_frame,
+)
 from pipeline.loop_scheduler import TIMER_GRID_S
 from pipeline.sources import from_samples
 from tests.unit.vtime import completion, timed
@@ -49,6 +57,17 @@ def test_frames_are_what_rechunk_cuts_from_the_whole_recording(
     if cut:
         assert facts(frames[-1])[:3] == facts(cut[-1])[:3]
         assert [f.seq for f in frames[1::2]] == [f.seq for f in cut[1::2]]
+
+
+def test_new_frame_sets_every_field_the_constructor_sets() -> None:
+    samples = ramp(320)
+    built, made = AudioFrame(samples, "mic", 7, 1.25), new_frame(samples, "mic", 7, 1.25)
+    # a field added to AudioFrame and not to new_frame would be missing here
+    for field in fields(AudioFrame):
+        assert getattr(made, field.name) is getattr(built, field.name)
+    assert made.stamped(2.5).captured_at == 2.5
+    with pytest.raises(AttributeError):
+        made.seq = 8  # type: ignore[misc]  # frozen, as the constructor's
 
 
 def test_a_frame_out_of_range_or_a_bad_recording_is_a_clear_error() -> None:
