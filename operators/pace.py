@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 import reactivex
 from reactivex import Observable, abc
@@ -16,6 +16,7 @@ from operators.clock import seconds_of
 from operators.ticker import shared_ticker
 
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 _END = object()
 
 
@@ -60,14 +61,35 @@ def pace(
     return operator
 
 
+@overload
 def paced(
     items: Iterable[_T],
     due: Callable[[_T], float],
     scheduler: abc.SchedulerBase | None = None,
     *,
     granularity: float = 0.0,
-    stamp: Callable[[_T, float], _T] | None = None,
-) -> Observable[_T]:
+) -> Observable[_T]: ...
+
+
+@overload
+def paced(
+    items: Iterable[_T],
+    due: Callable[[_T], float],
+    scheduler: abc.SchedulerBase | None = None,
+    *,
+    granularity: float = 0.0,
+    stamp: Callable[[_T, float], _R],
+) -> Observable[_R]: ...
+
+
+def paced(
+    items: Iterable[_T],
+    due: Callable[[_T], float],
+    scheduler: abc.SchedulerBase | None = None,
+    *,
+    granularity: float = 0.0,
+    stamp: Callable[[_T, float], _R] | None = None,
+) -> Observable[_T] | Observable[_R]:
     """`reactivex.from_iterable(items).pipe(pace(due, ...))`, taking each item when due.
 
     .. marble::
@@ -80,11 +102,13 @@ def paced(
     is held: a recording's frames are cut one at a time, so an hour of audio played in
     real time keeps a few frames alive, not 180,000 for every garbage collection to walk.
     Each subscription iterates `items` afresh; an error raised by the iteration ends the
-    stream, after the items taken before it.
+    stream, after the items taken before it. Here `stamp` may make something else of an
+    item as it leaves: a recording's frame from its number (`pipeline.sources`), built
+    once, when it is sent.
     """
 
     def subscribe(
-        observer: abc.ObserverBase[_T], subscribe_scheduler: abc.SchedulerBase | None = None
+        observer: abc.ObserverBase[Any], subscribe_scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         clock = scheduler or subscribe_scheduler or TimeoutScheduler.singleton()
         taken: Iterator[_T] = iter(items)
@@ -108,11 +132,11 @@ def paced(
 
 
 def _pacing(
-    observer: abc.ObserverBase[_T],
+    observer: abc.ObserverBase[Any],
     clock: abc.SchedulerBase,
     due: Callable[[_T], float],
     granularity: float,
-    stamp: Callable[[_T, float], _T] | None,
+    stamp: Callable[[_T, float], Any] | None,
     take: Callable[[], None] | None = None,
 ) -> tuple[Callable[[_T], None], Callable[..., None], Callable[[], None]]:
     """One subscription's queue and releases: its `on_next`, `end`, `dispose`.

@@ -80,7 +80,7 @@ class Frames(Sequence[AudioFrame]):
 
     `frames[n]` is frame `seq` n of `source` (its `captured_at` 0.0: a player stamps it
     when it leaves); the last one padded with silence. Nothing is cut ahead, so a paced
-    player (`operators.pace.paced`) holds a few frames of an hour-long recording, not all.
+    player (`operators.pace.paced`) holds the frame leaving, not the hour-long recording.
     """
 
     def __init__(self, samples: Samples, frame_ms: int = 20, source: str = "system") -> None:

@@ -117,12 +117,13 @@ def from_samples(
         speed = 1.0 if realtime is True else float(realtime)
         if speed <= 0:
             raise ValueError(f"realtime speed must be positive, got {realtime}")
+        frame_s = frames.size / SAMPLE_RATE
 
-        def due(frame: AudioFrame) -> float:
-            return frame.end / speed
+        def due(seq: int) -> float:  # the frame's end, as `AudioFrame.end` computes it
+            return (seq + 1) * frame_s / speed
 
-        # each frame stamped with the time it leaves: its capture time
-        return paced(frames, due, scheduler, granularity=TIMER_GRID_S, stamp=AudioFrame.stamped)
+        # frame `seq` cut as it leaves, stamped with the time it leaves: its capture time
+        return paced(range(len(frames)), due, scheduler, granularity=TIMER_GRID_S, stamp=frames.cut)
     return _on_demand(frames, scheduler)
 
 

@@ -1,6 +1,6 @@
 """A recording's frames are cut as they leave: `Frames` cuts what `rechunk` cuts, a
 real-time `from_samples` plays what pacing the whole list played, at the same instants,
-and a long recording keeps three frames alive, not all of them."""
+and a long recording keeps the frame leaving alive, not all of them."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def frames_alive(recording: Samples) -> int:
     return sum(isinstance(o, AudioFrame) and o.samples.base is recording for o in gc.get_objects())
 
 
-def test_a_long_recording_keeps_three_frames_alive_while_it_plays() -> None:
+def test_a_long_recording_keeps_one_frame_alive_while_it_plays() -> None:
     recording = np.zeros(20 * 60 * SAMPLE_RATE, dtype=np.int16)  # 60,000 frames of 20 ms
     scheduler = TestScheduler()
     alive: list[int] = []
@@ -128,9 +128,9 @@ def test_a_long_recording_keeps_three_frames_alive_while_it_plays() -> None:
             alive.append(frames_alive(recording))
 
     from_samples(recording, realtime=True, scheduler=scheduler).subscribe(on_next)
-    assert frames_alive(recording) == 1  # subscribed: the first frame, to know when it is due
+    assert frames_alive(recording) == 0  # subscribed: nothing cut before it is due
     scheduler.start()
     assert played == list(range(60_000))
-    # the one leaving, its stamped copy in hand, and the next: never the recording (a
-    # list of the whole recording held all 60,000 for as long as it played)
-    assert alive == [3] * 4
+    # the one leaving, cut and stamped at once: never the recording (a list of the
+    # whole recording held all 60,000 for as long as it played)
+    assert alive == [1] * 4
