@@ -100,7 +100,7 @@ def paced(
 
     The item after the one leaving is taken from `items` as it leaves, and nothing else
     is held: a recording's frames are cut one at a time, so an hour of audio played in
-    real time keeps a few frames alive, not 180,000 for every garbage collection to walk.
+    real time keeps the frame leaving alive, not 180,000 for every collection to walk.
     Each subscription iterates `items` afresh; an error raised by the iteration ends the
     stream, after the items taken before it. Here `stamp` may make something else of an
     item as it leaves: a recording's frame from its number (`pipeline.sources`), built

@@ -126,3 +126,21 @@ def test_nothing_to_play_completes_at_once() -> None:
     nothing: list[float] = []
     observer = scheduler.start(lambda: paced(nothing, own_time, scheduler))
     assert kinds(observer.messages) == [(200.0, "C")]
+
+
+def test_stamp_may_make_something_else_of_an_item_as_it_leaves() -> None:
+    scheduler = TestScheduler()
+
+    def frame_of(seq: int, at: float) -> str:  # as a recording's frame is cut from its number
+        return f"frame {seq} at {at:g}"
+
+    def due(seq: int) -> float:
+        return seq + 1.0
+
+    observer = scheduler.start(lambda: paced(range(3), due, scheduler, stamp=frame_of))
+    assert timed(observer.messages) == [
+        (201.0, "frame 0 at 201"),
+        (202.0, "frame 1 at 202"),
+        (203.0, "frame 2 at 203"),
+    ]
+    assert completion(observer.messages) == 203.0
