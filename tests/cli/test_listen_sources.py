@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,20 +14,40 @@ import numpy as np
 from backend.recording import recorded_pcm
 from pipeline.audio import SAMPLE_RATE, to_int16
 from tests.audio.pulse import PulseServer
-from tests.cli.conftest import CLIP_SECONDS, Ran, cli_env, jsonl, run_cli, write_wav
+from tests.cli.conftest import CLIP_SECONDS, Ran, cli_env, finish, jsonl, start_cli, write_wav
 from tests.cli.test_devices import dominant_hz
 from tests.conftest import BackendFactory
 
 
 async def listen_while_playing(
-    pulse: PulseServer, played: Path, env: dict[str, str], *args: str
+    pulse: PulseServer, played: Path, env: dict[str, str], record_dir: Path, *args: str
 ) -> Ran:
+    """Play `played` into the sink once the backend records both sources: started before,
+    the player's first seconds may go by while the CLI is still starting (under load it
+    took long enough to miss the clip's first sentence)."""
+    began = time.monotonic()
+    process = await start_cli("listen", "--source", "mic", "--source", "system", *args, env=env)
+    await recording(record_dir, ("mic", "system"), process)
     player = pulse.play(played)
     try:
-        return await run_cli("listen", "--source", "mic", "--source", "system", *args, env=env)
+        return await finish(process, began, 60.0)
     finally:
         player.kill()
         await asyncio.to_thread(player.wait)
+
+
+async def recording(
+    record_dir: Path, sources: tuple[str, ...], process: asyncio.subprocess.Process
+) -> None:
+    """Until the backend has audio of every source in `record_dir` (one session's)."""
+    deadline = time.monotonic() + 30.0
+    while not all(
+        any(path.stat().st_size for path in record_dir.glob(f"*/{source}.pcm"))
+        for source in sources
+    ):
+        assert process.returncode is None, "the CLI ended before the backend had audio"
+        assert time.monotonic() < deadline, f"no audio of {sources} recorded after 30 s"
+        await asyncio.sleep(0.05)
 
 
 def per_source(report: dict[str, object]) -> dict[str, dict[str, int]]:
@@ -44,7 +65,16 @@ async def test_mic_and_system_are_two_streams_of_one_session(
     env = cli_env(tmp_path, {**pulse.env, "PULSE_SOURCE": "sine"})
     async with make_backend() as backend:
         ran = await listen_while_playing(
-            pulse, played, env, "--url", backend.url, "--duration", "3", "--events", "jsonl"
+            pulse,
+            played,
+            env,
+            record_dir,
+            "--url",
+            backend.url,
+            "--duration",
+            "3",
+            "--events",
+            "jsonl",
         )
     assert ran.code == 0, ran.err
     records = [json.loads(line) for line in ran.out.splitlines()]
@@ -63,18 +93,20 @@ async def test_mic_and_system_are_two_streams_of_one_session(
 async def test_both_sources_reach_the_transcript_with_their_labels(
     pulse: PulseServer,
     make_backend: BackendFactory,
+    record_dir: Path,
     speech_clip: Path,
     tmp_path: Path,
 ) -> None:
     """Both inputs hear the speech played into the sink (the default input is its monitor),
     so the backend transcribes it twice, once per source."""
     env = cli_env(tmp_path, pulse.env)
-    seconds = f"{CLIP_SECONDS + 1:.0f}"
+    seconds = f"{CLIP_SECONDS + 2:.0f}"  # the clip starts once both sources stream
     async with make_backend(asr="pocketsphinx") as backend:
         ran = await listen_while_playing(
             pulse,
             speech_clip,
             env,
+            record_dir,
             "--url",
             backend.url,
             "--duration",
@@ -88,7 +120,6 @@ async def test_both_sources_reach_the_transcript_with_their_labels(
         source: " ".join(r["text"] for r in finals if r["source"] == source)
         for source in ("mic", "system")
     }
-    # (capture starts a moment after playback: the first words may be missed by both)
     assert all("walk in the park" in text for text in heard.values()), heard
     markdown = (tmp_path / "both.md").read_text()
     assert "mic" in markdown and "system" in markdown
