@@ -105,7 +105,12 @@ class LevelMeter:
         self.aligned = aligned
         self._clock = scheduler or TimeoutScheduler.singleton()
         self._now = seconds_of(self._clock)
-        self._window: dict[str, list[Samples]] = {}
+        # A window's dict and lists are emptied and used again, not made anew: made anew,
+        # they would live a window long (a quarter of a second), long enough to be
+        # promoted to the collector's oldest generation, in every session, every window.
+        self._window: dict[str, list[Samples]] = {}  # source -> its frames' samples
+        self._spare: dict[str, list[Samples]] = {}  # the next window's dict, empty
+        self._lists: dict[str, list[Samples]] = {}  # per source, its empty list
 
     def add(self, frame: AudioFrame) -> None:
         if not self.interval:
@@ -113,16 +118,27 @@ class LevelMeter:
             return
         chunks = self._window.get(frame.source)
         if chunks is None:
-            self._window[frame.source] = [frame.samples]
-        else:
-            chunks.append(frame.samples)
+            chunks = self._lists.pop(frame.source, None)
+            if chunks is None:
+                chunks = []
+            self._window[frame.source] = chunks
+        chunks.append(frame.samples)
 
     def close(self) -> None:
         """Emit the levels of the window that ends now; the next one starts empty."""
-        ended, self._window = self._window, {}
-        at = self._now() if ended else 0.0
+        ended, self._window = self._window, self._spare
+        if not ended:
+            self._spare = ended
+            return
+        at = self._now()
+        levels = [window_level(source, at, chunks) for source, chunks in ended.items()]
         for source, chunks in ended.items():
-            self.emit(window_level(source, at, chunks))
+            chunks.clear()
+            self._lists[source] = chunks
+        ended.clear()
+        self._spare = ended
+        for level in levels:  # in the order the sources' frames came in this window
+            self.emit(level)
 
     def start(self) -> abc.DisposableBase:
         """Close a window every `interval` seconds (nothing to do per frame: no timer), on
