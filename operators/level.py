@@ -109,7 +109,6 @@ class LevelMeter:
         # they would live a window long (a quarter of a second), long enough to be
         # promoted to the collector's oldest generation, in every session, every window.
         self._window: dict[str, list[Samples]] = {}  # source -> its frames' samples
-        self._spare: dict[str, list[Samples]] = {}  # the next window's dict, empty
         self._lists: dict[str, list[Samples]] = {}  # per source, its empty list
 
     def add(self, frame: AudioFrame) -> None:
@@ -126,17 +125,15 @@ class LevelMeter:
 
     def close(self) -> None:
         """Emit the levels of the window that ends now; the next one starts empty."""
-        ended, self._window = self._window, self._spare
-        if not ended:
-            self._spare = ended
+        window = self._window
+        if not window:
             return
         at = self._now()
-        levels = [window_level(source, at, chunks) for source, chunks in ended.items()]
-        for source, chunks in ended.items():
+        levels = [window_level(source, at, chunks) for source, chunks in window.items()]
+        for source, chunks in window.items():
             chunks.clear()
             self._lists[source] = chunks
-        ended.clear()
-        self._spare = ended
+        window.clear()  # emptied before the levels go: what they bring is the next window's
         for level in levels:  # in the order the sources' frames came in this window
             self.emit(level)
 
