@@ -62,7 +62,9 @@ from pipeline.protocol import (
 from pipeline.redaction import Secret
 
 __all__ = ["Cork", "LinkEvent", "LinkMemo", "auth_headers", "connect"]
-_YIELD_EVERY = 64  # frames written between yields to the loop
+# Frames written between yields to the loop (the cork is released at each): a backlog
+# leaves in bursts of this many, as a file source produces them (pipeline/sources.py).
+_YIELD_EVERY = 128
 
 
 @dataclass

@@ -38,7 +38,11 @@ from pipeline.loop_scheduler import TIMER_GRID_S
 # sessions share timer wake-ups (operators.ticker): with 5 ms, N sessions cost four loop
 # turns per 20 ms frame instead of N. Measured at N=50 (benchmarks/sessions.py): CPU per
 # session 0.70% -> 0.50% of a core, capture-to-arrival lag p50 1 -> 4 ms, p99 3 -> 7 ms.
-_YIELD_EVERY = 32  # frames between yields to the loop when running unpaced
+# Frames between yields to the loop when running unpaced. Each yield is a turn of the
+# writer (a wake-up, a corked burst released: a transmission) and of this task: 128 frames
+# (2.6 s of audio, well inside the flow window) cost 13-16% less CPU per frame than 32
+# (benchmarks/throughput.py's pipeline arm, the two alternated in one process).
+_YIELD_EVERY = 128
 _ASK_EVERY = 8  # frames between looks at the demand (it bounds a window of hundreds)
 _WIDTHS: dict[int, np.dtype[np.integer]] = {
     1: np.dtype(np.uint8),
