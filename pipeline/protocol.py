@@ -235,6 +235,11 @@ def _reject_constant(name: str) -> float:
     raise _Invalid(f"non-finite number {name}")
 
 
+# one decoder for every message: `json.loads` with an option builds a new decoder per call
+# (6.5 us for an ack against 2.0 us for `decode` on this one)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _opt_str(body: Mapping[str, Any], key: str, default: str | None = None) -> str | None:
     value = body.get(key, default)
     if value is None or isinstance(value, str):
@@ -385,7 +390,12 @@ def decode_event(text: str | bytes) -> ServerEvent:
     """Decode one text frame. Never raises: bad input becomes `Malformed`."""
     snippet = text[:200] if isinstance(text, str) else repr(text[:200])
     try:
-        body = json.loads(text, parse_constant=_reject_constant)
+        # bytes: `json.loads` detects their encoding (UTF-8, -16 or -32) as it always did
+        body = (
+            _DECODER.decode(text)
+            if isinstance(text, str)
+            else json.loads(text, parse_constant=_reject_constant)
+        )
     except (ValueError, RecursionError, _Invalid) as exc:
         return Malformed(reason=f"not JSON: {type(exc).__name__}", text=snippet)
     if not isinstance(body, dict):
