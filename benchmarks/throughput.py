@@ -253,7 +253,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a few seconds, for the test suite")
     parser.add_argument("--seconds", type=float, default=600.0, help="audio per run")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--rounds", type=int, default=15, help="alternated rounds (the median of their ratios)"
+    )
     parser.add_argument("--json", action="store_true", help="JSON audio in every arm")
     add_loop_option(parser)
     args = parser.parse_args()
