@@ -9,7 +9,9 @@ that started at t0 is captured at t0 + (seq + 1) * 20 ms, so its lag is
 `arrival - capture`: pacing lateness, the pipeline, the socket, and the sink's own
 reading (the sink is on the other core; the baseline pays it too). Only frames captured
 in a steady window (after every session is streaming) count, and the client process's
-CPU time over that window gives CPU per session.
+CPU time over that window gives CPU per session. Each run's line also names the garbage
+collector's full collections inside its window and the longest: one of them stalls every
+stream at once, and in a 3-s window it decides the p99.
 
 Baseline, alternated with it at every N: N bare aiohttp tasks that sleep until each
 frame's capture time and send it with the same encoding as the sessions (v2 binary frames
@@ -27,11 +29,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 import numpy as np
@@ -72,14 +75,38 @@ class Point:
     max_ms: float
     cpu_per_session: float  # fraction of one core
     frames: int
+    full_gc_ms: list[float] = field(default_factory=list)  # in the window, each one's length
 
     def line(self, arm: str) -> str:
+        collections = (
+            f", full GC {len(self.full_gc_ms)}x (longest {max(self.full_gc_ms):.0f} ms)"
+            if self.full_gc_ms
+            else ""
+        )
         return (
             f"{arm:8s} N={self.n:4d}  lag p50 {self.p50_ms:6.1f} ms  p99 {self.p99_ms:7.1f} ms  "
             f"max {self.max_ms:7.1f} ms  CPU {self.cpu_per_session * 100:6.3f}% of a core "
             f"per session ({self.cpu_per_session * self.n * 100:5.1f}% total), "
-            f"{self.frames} frames"
+            f"{self.frames} frames{collections}"
         )
+
+
+class FullCollections:
+    """The collector's full (oldest-generation) collections while installed as one of
+    `gc.callbacks`, each one's length: a collection of 100 ms stalls every stream at once,
+    and one in a 3-s window is enough to put its p99 past the target."""
+
+    def __init__(self) -> None:
+        self.lengths_ms: list[float] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.lengths_ms.append((time.perf_counter() - self._started) * 1000)
 
 
 def silence(seconds: float) -> Samples:
@@ -107,8 +134,13 @@ async def steady_window(
     """Wait until every stream flows, measure `window` seconds, collect the lags."""
     await ready()
     await asyncio.sleep(SETTLE_S)
+    collections = FullCollections()
+    gc.callbacks.append(collections)
     opened, cpu = time.time(), time.process_time()
-    await asyncio.sleep(window)
+    try:
+        await asyncio.sleep(window)
+    finally:
+        gc.callbacks.remove(collections)
     closed, cpu = time.time(), time.process_time() - cpu
     await asyncio.sleep(0.2)  # let the window's last frames arrive
     stats = await sink.stats()
@@ -123,7 +155,13 @@ async def steady_window(
         inf = float("inf")
         cpu_per_session = cpu / (closed - opened) / n
         return Point(
-            n=n, p50_ms=inf, p99_ms=inf, max_ms=inf, cpu_per_session=cpu_per_session, frames=0
+            n=n,
+            p50_ms=inf,
+            p99_ms=inf,
+            max_ms=inf,
+            cpu_per_session=cpu_per_session,
+            frames=0,
+            full_gc_ms=collections.lengths_ms,
         )
     return Point(
         n=n,
@@ -132,6 +170,7 @@ async def steady_window(
         max_ms=max(lags),
         cpu_per_session=cpu / (closed - opened) / n,
         frames=len(lags),
+        full_gc_ms=collections.lengths_ms,
     )
 
 
