@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import json
 import time
@@ -180,7 +181,13 @@ Measure = Callable[
 
 
 async def run_sessions(
-    sink: SinkProcess, n: int, window: float, binary: bool = True, measure: Measure = steady_window
+    sink: SinkProcess,
+    n: int,
+    window: float,
+    binary: bool = True,
+    measure: Measure = steady_window,
+    *,
+    levels: bool = True,
 ) -> Point:
     await sink.reset()
     samples = silence(window + SETTLE_S + 10.0)
@@ -200,6 +207,7 @@ async def run_sessions(
         backoff=BackoffPolicy(initial=0.1),
         connect_timeout=30,
         binary_seq=binary,
+        level_interval=SessionConfig.level_interval if levels else None,
     )
     sessions = []
     for _ in range(n):
@@ -280,7 +288,13 @@ Arm = Callable[[SinkProcess, int, float, bool], Awaitable[Point]]
 
 
 async def largest_n(
-    sink: SinkProcess, arm: Arm, points: dict[int, Point], window: float, binary: bool, steps: int
+    sink: SinkProcess,
+    arm: Arm,
+    name: str,
+    points: dict[int, Point],
+    window: float,
+    binary: bool,
+    steps: int,
 ) -> tuple[int, int | None]:
     """The largest N with p99 lag under the target: from the measured points, then
     `steps` probes of bisection between the last passing and the first failing N."""
@@ -294,7 +308,7 @@ async def largest_n(
             break
         middle = (low + high) // 2
         point = await arm(sink, middle, window, binary)
-        print(point.line("probe " + ("session" if arm is run_sessions else "bare")))
+        print(point.line(f"probe {name}"))
         if point.p99_ms < TARGET_P99_MS:
             low = middle
         else:
@@ -316,7 +330,12 @@ def middle(points: list[Point]) -> Point:
 
 
 async def main(
-    counts: list[int], window: float, bisect_steps: int, binary: bool, rounds: int = 1
+    counts: list[int],
+    window: float,
+    bisect_steps: int,
+    binary: bool,
+    rounds: int = 1,
+    levels: bool = True,
 ) -> None:
     quiet()
     raise_fd_limit(4 * max(counts) + 256)
@@ -326,13 +345,15 @@ async def main(
         f"N = {', '.join(map(str, counts))}; window {window:.0f} s of steady streaming per run; "
         f"{rounds} alternated round(s) per N (figures: the median run of each arm); "
         f"{framing} audio in both arms; {loop_name()}"
+        + ("" if levels else "; sessions without a level meter (level_interval=None)")
     )
+    sessions: Arm = functools.partial(run_sessions, levels=levels)
     points: dict[int, Point] = {}
     bares: dict[int, Point] = {}
     with SinkProcess(SinkOptions(arrivals=True)) as sink:
         for index, n in enumerate(counts):
             arms: dict[str, Callable[[], Awaitable[Point]]] = {
-                "session": lambda n=n: run_sessions(sink, n, window, binary),  # type: ignore[misc]
+                "session": lambda n=n: sessions(sink, n, window, binary),  # type: ignore[misc]
                 "bare": lambda n=n: run_bare(sink, n, window, binary),  # type: ignore[misc]
             }
             if index % 2:  # alternate which arm goes first
@@ -346,8 +367,10 @@ async def main(
                     f"{ratio(session_point, bare_point):.2f}x the bare"
                 )
             points[n], bares[n] = middle(result["session"]), middle(result["bare"])
-        low, high = await largest_n(sink, run_sessions, points, window, binary, bisect_steps)
-        bare_low, bare_high = await largest_n(sink, run_bare, bares, window, binary, bisect_steps)
+        low, high = await largest_n(sink, sessions, "session", points, window, binary, bisect_steps)
+        bare_low, bare_high = await largest_n(
+            sink, run_bare, "bare", bares, window, binary, bisect_steps
+        )
     print(f"target: p99 lag < {TARGET_P99_MS:.0f} ms holds up to N = {held(low, high)}")
     print(f"bare:   p99 lag < {TARGET_P99_MS:.0f} ms holds up to N = {held(bare_low, bare_high)}")
     biggest = max(points)
@@ -364,6 +387,7 @@ async def main(
         f"{low / max(bare_low, 1):.2f}x the bare senders' {held(bare_low, bare_high)}; "
         f"N={single.n} p99 {single.p99_ms:.1f} ms, "
         f"N={biggest} p99 {points[biggest].p99_ms:.1f} ms; {cpu}; {framing}, {loop_name()}"
+        + ("" if levels else ", sessions without levels")
     )
 
 
@@ -375,12 +399,20 @@ if __name__ == "__main__":
     parser.add_argument("--counts", default="1,50,200,500", help="the N measured in both arms")
     parser.add_argument("--json", action="store_true", help="JSON audio in both arms")
     parser.add_argument(
+        "--no-levels",
+        action="store_true",
+        help="sessions without a level meter (level_interval=None), as a headless bot runs them",
+    )
+    parser.add_argument(
         "--rounds", type=int, default=1, help="alternated rounds per N (medians of each arm)"
     )
     add_loop_option(parser)
     args = parser.parse_args()
     if args.smoke:
-        run_on(args.loop, main([1, 5], 1.0, 0, not args.json))
+        run_on(args.loop, main([1, 5], 1.0, 0, not args.json, 1, not args.no_levels))
     else:
         counts = [int(n) for n in args.counts.split(",")]
-        run_on(args.loop, main(counts, args.window, args.bisect, not args.json, args.rounds))
+        run_on(
+            args.loop,
+            main(counts, args.window, args.bisect, not args.json, args.rounds, not args.no_levels),
+        )

@@ -113,8 +113,9 @@ class SessionConfig:
     binary_seq: bool = True  # v0.3: binary frames with seq when the backend offers them
     # seconds between level events per source (0: every frame): the display's rate
     # (pipeline.display.STATE_EVERY_S); faster levels were never shown, and at 0.1 s the
-    # meter was a sixth of a real-time session's CPU
-    level_interval: float = 0.25
+    # meter was a sixth of a real-time session's CPU. None: no meter, for sessions nobody
+    # watches (a bot, a load generator), which would pay for levels no one shows
+    level_interval: float | None = 0.25
     verify_tls: bool | ssl.SSLContext = True
     max_message_bytes: int = 4 * 1024 * 1024
     client_features: ClientFeatures = field(default_factory=ClientFeatures)
@@ -129,8 +130,8 @@ class SessionConfig:
             raise ValueError("heartbeat, connect_timeout and buffer_seconds must be positive")
         if self.flow_window <= 0:
             raise ValueError("flow_window must be positive")
-        if self.level_interval < 0:
-            raise ValueError("level_interval must be >= 0")
+        if self.level_interval is not None and self.level_interval < 0:
+            raise ValueError("level_interval must be >= 0 (or None: no levels)")
         frame_samples(self.frame_ms)
         if self.tls_warning is not None:
             warnings.warn(self.tls_warning, InsecureTlsWarning, stacklevel=3)

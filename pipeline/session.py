@@ -345,34 +345,43 @@ class Session:
     def _capture(self, demand: Demand, scheduler: abc.SchedulerBase) -> abc.DisposableBase:
         """Audio into the level meter's window and the outbox (never blocking): one
         subscriber to the source, one call per frame for each (a subject published to two
-        chains of operators cost more per frame than the meter itself)."""
-        meter = LevelMeter(
-            self.config.level_interval,
-            lambda level: self._emit(audio_level(level)),
-            scheduler,
-            granularity=TIMER_GRID_S,
-            aligned=True,
-        )
+        chains of operators cost more per frame than the meter itself). Without a meter
+        (`level_interval=None`) the outbox is the subscriber."""
+        interval = self.config.level_interval
+        meter = None
+        if interval is not None:
+            meter = LevelMeter(
+                interval,
+                lambda level: self._emit(audio_level(level)),
+                scheduler,
+                granularity=TIMER_GRID_S,
+                aligned=True,
+            )
         self._meter = meter
         push = self._outbox.push
         overdue = SerialDisposable()
+        on_frame: Callable[[AudioFrame], None] = push
+        if meter is not None:
+            add = meter.add
 
-        def on_frame(frame: AudioFrame) -> None:
-            meter.add(frame)
-            push(frame)
+            def on_frame(frame: AudioFrame) -> None:
+                add(frame)
+                push(frame)
 
         # the meter's last window comes before `Finalizing`, and a failing source still
         # shows it (its error is the capture's to report)
         def on_error(error: Exception) -> None:
-            meter.close()
+            if meter is not None:
+                meter.close()
             self._on_audio_error(error)
 
         def on_end() -> None:
-            meter.close()
+            if meter is not None:
+                meter.close()
             self._end_audio()
             self._bound_final_wait(scheduler, overdue)
 
-        ticking = meter.start()
+        ticking = Disposable() if meter is None else meter.start()
         with demand_scope(demand):
             self._audio_sub = self._audio.subscribe(on_frame, on_error, on_end, scheduler=scheduler)
         return CompositeDisposable(self._audio_sub, ticking, overdue)

@@ -101,7 +101,9 @@ async def test_played_speech_is_captured_and_delivered_intact(
     # the meter ticks on the loop's clock: at most one level per tick over the session's
     # life measured on that same clock (a busy machine measures a longer life), and the
     # last window's level when the source ends
-    ticks = elapsed / session.config.level_interval
+    interval = session.config.level_interval
+    assert interval is not None
+    ticks = elapsed / interval
     assert 0 < len(mic_levels) <= ticks + 2
     assert max(level.peak_dbfs for level in mic_levels) > -30  # the speech, not silence
 

@@ -16,9 +16,9 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 NUMBER = r"(-?[\d.]+)"
 
 
-def smoke(script: str) -> list[str]:
+def smoke(script: str, *options: str) -> list[str]:
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), "--smoke"],
+        [sys.executable, str(BENCHMARKS / script), "--smoke", *options],
         capture_output=True,
         text=True,
         timeout=100,
@@ -81,6 +81,14 @@ def test_sessions_reports_lag_cpu_and_the_largest_n() -> None:
     assert 0 < figure(r"CPU per session #% of a core", summary) < 100
     measured = [line for line in lines if line.startswith(("session ", "bare "))]
     assert len(measured) == 4  # both arms at N = 1 and 5
+    assert not summary.endswith("sessions without levels")
+
+
+def test_sessions_measures_sessions_without_a_meter_when_asked() -> None:
+    lines = smoke("sessions.py", "--no-levels")
+    assert "level_interval=None" in lines[1]
+    assert lines[-1].endswith(", sessions without levels")
+    assert figure(r"CPU per session #% of a core", lines[-1]) > 0
 
 
 def test_storm_reports_peak_attempts_and_recovery_time_per_jitter_mode() -> None:

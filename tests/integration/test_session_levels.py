@@ -8,10 +8,12 @@ import asyncio
 from typing import Any
 
 import numpy as np
+import pytest
 import reactivex
 
 from operators.level import dbfs, frame_level
 from pipeline.audio import FRAME_SAMPLES, AudioFrame
+from pipeline.config import SessionConfig
 from pipeline.session import Session
 from pipeline.sources import from_samples
 from pipeline.status import AudioLevel, Finalizing, StatusEvent
@@ -80,3 +82,35 @@ async def test_a_failing_source_still_shows_the_levels_of_what_it_captured(
     assert max(i for i, e in enumerate(events) if isinstance(e, AudioLevel)) < finalizing
     assert session.current.failure_kind is not None
     assert session.current.audio["system"].acked == len(frames)
+
+
+async def test_without_a_meter_no_level_is_computed_and_no_frame_is_lost(backend: Any) -> None:
+    # real time, so that windows would have closed; stopped half-way, so that `stop`
+    # (which closes a meter's cut-short window) runs without one
+    samples = chirp(4.0)
+    total = len(frames_of(samples))
+    session = Session(fast(backend.url, level_interval=None), from_samples(samples, realtime=2.0))
+    events: list[StatusEvent] = []
+    session.status.subscribe(events.append)
+    running = asyncio.create_task(session.run())
+    while (lane := session.outbox.counts().get("system")) is None or lane.captured < total // 2:
+        assert not running.done(), "the session ended before half of its audio was captured"
+        await asyncio.sleep(0.01)  # half a frame at twice real time
+    await session.stop()
+    report = await asyncio.wait_for(running, 30)
+
+    assert not [e for e in events if isinstance(e, AudioLevel)]
+    assert session.current.levels == {}
+    counts = session.current.audio["system"]
+    assert total // 2 <= counts.captured < total
+    assert counts.acked == counts.sent == counts.captured
+    assert counts.dropped == counts.unconfirmed == 0
+    assert report.outcome == "stopped"
+
+
+def test_level_interval_none_means_no_meter_and_a_negative_one_is_refused() -> None:
+    assert (
+        SessionConfig(url="ws://127.0.0.1:1/v1/stream", level_interval=None).level_interval is None
+    )
+    with pytest.raises(ValueError, match="level_interval"):
+        SessionConfig(url="ws://127.0.0.1:1/v1/stream", level_interval=-0.1)
