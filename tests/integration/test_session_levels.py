@@ -95,7 +95,7 @@ async def test_without_a_meter_no_level_is_computed_and_no_frame_is_lost(backend
     running = asyncio.create_task(session.run())
     while (lane := session.outbox.counts().get("system")) is None or lane.captured < total // 2:
         assert not running.done(), "the session ended before half of its audio was captured"
-        await asyncio.sleep(0.01)  # half a frame at twice real time
+        await asyncio.sleep(0.01)  # a frame at twice real time
     await session.stop()
     report = await asyncio.wait_for(running, 30)
 
