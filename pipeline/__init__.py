@@ -26,6 +26,7 @@ from pipeline.errors import (
     ConnectionLost,
     LiveListenerError,
     ServerBusy,
+    SummaryLost,
     TlsError,
     Unauthorized,
 )
@@ -130,6 +131,7 @@ __all__ = [
     "StatusEvent",
     "Stopped",
     "Streaming",
+    "SummaryLost",
     "TlsError",
     "Transcribed",
     "Unauthorized",

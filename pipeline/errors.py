@@ -71,6 +71,13 @@ class ProtocolViolation(ConnectionLost):
     Nothing is released; the connection is dropped and, like any transient fault, retried."""
 
 
+class SummaryLost(LiveListenerError):
+    """The connection closed after `stop`, and the backend reached next no longer knows the
+    session: it had ended it, so its final summary, and any finals sent with it, were lost
+    with the connection. Fatal: a stopped session is never resumed, and a new one would
+    answer a second `stop` with a summary of nothing."""
+
+
 class AudioDeviceError(LiveListenerError):
     """Audio capture cannot start or has stopped. The message names the cause and the fix
     (install PortAudio, start a sound server, pick another device)."""

@@ -18,7 +18,8 @@ confirms frame n, and barriers unanswered past `BarrierWatch.bound` stall the wr
 ack or `next_seq` beyond the last frame written is a protocol violation; the backend's
 resume token is kept for the next connection; an error message received before the close
 wins over the close (`errors.settle`); a close 1012 owes the next backend every frame still
-held; `stop` goes out when the audio has ended and every frame has been written.
+held; `stop` goes out when the audio has ended and every frame has been written; once it
+went out, a connection that does not resume the session ends it (`errors.SummaryLost`).
 """
 
 from __future__ import annotations
@@ -84,6 +85,10 @@ class Carryover:
     # Finals per source the session has received (deduplicated) from the backend session
     # it streams to: a resume says so, and the backend sends again only those after them.
     finals_received: dict[str, int] = field(default_factory=dict)
+    # Some connection sent `stop`: unless it then closed with 1012 (a backend that restarts
+    # leaves `stop` unanswered), the backend may have ended the session, so a later
+    # connection that does not resume it cannot bring its final summary.
+    stop_sent: bool = False
 
     def final_received(self, source: str) -> None:
         """A final of `source` reached the session's transcript."""
@@ -245,6 +250,7 @@ class LinkProtocol:
             actions.append(Ping(self.barriers.send(now)))
         if self.outbox.finished and self.state is LinkState.STREAMING and not stalled:
             self.state = LinkState.STOPPING
+            self.memo.stop_sent = True
             actions.append(SendStop(Stop(self.ids.session_id)))
         return actions
 
@@ -291,6 +297,8 @@ class LinkProtocol:
     def _streaming(self, status: Status) -> list[Action]:
         v03 = self.offered_v03 and status.resumed is not None
         resumed = bool(status.resumed) and v03
+        if self.memo.stop_sent and not resumed and not self.memo.restarted:
+            return [self._summary_lost()]  # (a restart closes with 1012 instead of ending it)
         if resumed:
             for source, seq in (status.next_seq or {}).items():
                 violation = self._beyond_written(source, seq - 1, "next_seq")
@@ -327,6 +335,19 @@ class LinkProtocol:
             resumed=None if first else resumed,
         )
         return [Emit(streaming), StartWriting()]
+
+    def _summary_lost(self) -> Fail:
+        """`stop` went out on an earlier connection, and this backend does not resume the
+        session: it ended it (or lost it), and what it sent at the end is gone. Sending
+        `stop` again would end a new, empty session and take its summary for this one's."""
+        self.log.warning("the session was stopped on a lost connection; its summary is lost")
+        self.state = LinkState.FAILED
+        return Fail(
+            errors.SummaryLost(
+                "the connection closed after `stop`, and the backend no longer knows the "
+                "session: its final summary, and any finals sent with it, were lost"
+            )
+        )
 
     def _beyond_written(self, source: str, seq: int, what: str) -> Fail | None:
         """Refuse a confirmation of frames never written (a lying or confused backend)."""

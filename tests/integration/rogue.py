@@ -70,7 +70,9 @@ class Scripted:
     "next_seq_future" (a resume that claims frames never written); "flood" (`flood`
     distinct finals, then a replay of the last one, then honest); "freeze_v02" (a v0.2
     backend: no acks, reads 10 frames, then stops reading and writing for good); "v02"
-    (a v0.2 backend that behaves); "no_summary" (never answers `stop`).
+    (a v0.2 backend that behaves); "no_summary" (never answers `stop`); "ends_at_stop"
+    (ends the session at `stop` and drops the connection before its summary goes: a later
+    connection finds no session to resume).
     """
 
     def __init__(self, script: list[str], *, flood: int = 0) -> None:
@@ -79,6 +81,8 @@ class Scripted:
         self.connections = 0
         self.frames: dict[int, bytes] = {}  # seq -> pcm, as received
         self.read_per_connection: list[int] = []
+        self.stops = 0  # `stop` messages received, over all connections
+        self.ended = False  # the session was ended at `stop`: it resumes no more
 
     @property
     def next_seq(self) -> int:
@@ -95,7 +99,7 @@ class Scripted:
         start = await ws.receive_json()
         streaming = Status(state="streaming")
         if mode not in ("freeze_v02", "v02"):
-            resumed = "resume" in start
+            resumed = "resume" in start and not self.ended
             claimed = self.next_seq + (1000 if mode == "next_seq_future" else 0)
             next_seq = {"system": claimed} if resumed else {}
             streaming = Status(state="streaming", resumed=resumed, next_seq=next_seq)
@@ -115,8 +119,14 @@ class Scripted:
     async def _serve(self, ws: web.WebSocketResponse, mode: str) -> None:
         async for msg in ws:
             body = json.loads(msg.data)
+            if body.get("type") == "stop":
+                self.stops += 1
             if body.get("type") == "stop" and mode == "no_summary":
                 await asyncio.sleep(3600)  # answers pings (aiohttp does), never the stop
+            if body.get("type") == "stop" and mode == "ends_at_stop":
+                self.ended = True  # transcribed, summarised, forgotten; the reply is lost
+                await ws.close(code=1011)
+                return
             if body.get("type") == "stop":
                 summary = {"session_id": body["session_id"], "frames": len(self.frames)}
                 await ws.send_json(to_wire(FinalSummary(markdown="", json=summary)))

@@ -11,6 +11,7 @@ from loguru import logger
 
 from operators.backoff import BackoffPolicy
 from operators.distinct_recent import DEFAULT_LIMIT
+from pipeline import errors
 from pipeline.config import SessionConfig
 from pipeline.report import SessionReport
 from pipeline.session import Session
@@ -128,3 +129,26 @@ async def test_the_wait_for_a_summary_that_never_comes_is_bounded_by_stop_timeou
     assert counts.captured == counts.acked == FRAMES and report.frames_lost == 0
     assert report.summary is None
     assert "summary      never came: the backend did not confirm the end" in report.lines()
+
+
+async def test_a_summary_lost_after_stop_is_reported_not_taken_from_a_new_session() -> None:
+    """The backend ends the session at `stop` and the connection breaks before its summary
+    arrives; the next connection finds no session to resume. The client does not send
+    `stop` to the new, empty session and take its summary for this one's: the session fails
+    saying the summary was lost, every frame accounted for."""
+    backend = rogue.Scripted(["ends_at_stop"])
+    report, events, _ = await stream(backend)
+
+    counts = report.audio["system"]
+    assert report.outcome == "failed" and report.failure_kind == "error"
+    assert report.reason is not None and "final summary" in report.reason
+    assert isinstance(report.error, errors.SummaryLost)
+    assert report.summary is None
+    assert (backend.connections, backend.stops) == (2, 1)  # no second `stop`
+    assert sum(isinstance(e, Reconnecting) for e in events) == 1
+    assert report.resumes == 0  # the second connection never streamed
+    assert counts.captured == counts.sent == counts.acked == FRAMES  # acked before the close
+    assert report.frames_lost == 0 and report.frames_unconfirmed == 0
+    assert sorted(backend.frames) == list(range(FRAMES))
+    with pytest.raises(errors.SummaryLost):
+        report.raise_for_failure()

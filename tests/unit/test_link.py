@@ -7,6 +7,7 @@ import struct
 import numpy as np
 import pytest
 
+from operators.backoff import FATAL
 from pipeline import errors
 from pipeline.audio import AudioFrame
 from pipeline.config import SessionConfig
@@ -353,3 +354,69 @@ def test_the_final_summary_is_kept() -> None:
     summary = FinalSummary(markdown="# done")
     assert proto.event_received(summary) == [Emit(summary)]
     assert proto.summary == summary
+
+
+def stopped_then_lost(
+    protocol: str = "auto", code: int = errors.ABNORMAL
+) -> tuple[Carryover, Outbox]:
+    """A session whose audio ended and whose `stop` went out on a connection that then
+    closed with `code`, without the final summary: what the next connection inherits."""
+    memo, outbox = Carryover(), Outbox()
+    for seq in range(3):
+        outbox.push(frame(seq))
+    outbox.close()
+    first = link(protocol, memo=memo, outbox=outbox)
+    started(first, streaming(None if protocol == "0.2" else False))
+    actions = write_all(first)
+    assert kinds(actions)[-1] is SendStop
+    if protocol == "0.2":  # the barrier after frame 1 comes back
+        first.pong_received(next(a.payload for a in actions[1:] if isinstance(a, Ping)), 0.0)
+    else:
+        first.event_received(Ack(source="system", seq=1))
+    assert isinstance(first.closed(code), errors.ConnectionLost)
+    outbox.connection_lost()
+    return memo, outbox
+
+
+@pytest.mark.parametrize(
+    ("protocol", "status"),
+    [("auto", streaming(False)), ("auto", streaming(None)), ("0.2", streaming(None))],
+    ids=["v03-new-session", "v02-backend", "v02-pinned"],
+)
+def test_after_stop_a_connection_that_does_not_resume_ends_the_session(
+    protocol: str, status: Status
+) -> None:
+    """The backend may have ended the session at `stop` and its summary died with the
+    socket: a new backend session would answer a second `stop` with a summary of nothing."""
+    memo, outbox = stopped_then_lost(protocol)
+    second = link(protocol, memo=memo, outbox=outbox)
+    (fail,) = started(second, status)
+    assert isinstance(fail, Fail) and isinstance(fail.error, errors.SummaryLost)
+    assert "final summary" in str(fail.error)
+    assert errors.decide(fail.error) is FATAL  # never retried into a new session
+    assert state(second) is LinkState.FAILED  # no `StartWriting`: nothing goes to it
+    outbox.abandon()  # the session ends: the frame never confirmed is counted so
+    counts = outbox.counts()["system"]
+    assert (counts.acked, counts.unconfirmed, counts.buffered) == (2, 1, 0)
+
+
+def test_after_stop_a_resumed_session_gets_its_stop_again() -> None:
+    """`stop` was lost with the socket before the backend read it: the session resumes,
+    the frame it lacks goes again, then `stop`."""
+    memo, outbox = stopped_then_lost()
+    second = link(memo=memo, outbox=outbox)
+    assert kinds(started(second, streaming(True, next_seq={"system": 2}))) == [Emit, StartWriting]
+    actions = write_all(second)
+    assert kinds(actions) == [SendStop]
+    assert outbox.counts()["system"].resent == 1
+
+
+def test_after_stop_and_a_graceful_restart_a_new_backend_session_gets_the_held_frames() -> None:
+    """A backend that restarts (1012) leaves `stop` unanswered and the session unended: a
+    backend without its state starts a new one, which gets the frame still held, then
+    `stop`."""
+    memo, outbox = stopped_then_lost(code=errors.RESTART)
+    second = link(memo=memo, outbox=outbox)
+    assert kinds(started(second, streaming(False))) == [Emit, StartWriting]
+    assert kinds(write_all(second)) == [SendStop]
+    assert outbox.counts()["system"].resent == 1
