@@ -50,11 +50,15 @@ class Coalescer(Generic[T]):
         self.now = self.ticker.now
         self.held: list[T] = []  # the latest value waiting to come out (0 or 1 of them)
         self.last_at = float("-inf")  # when a value last came out
+        self._due = float("-inf")  # when the held value is due out
         self._cancel: Callable[[], None] = _nothing
 
     def flush(self) -> None:
         if self.held:
-            self.last_at = self.now()
+            # aligned, a flush stands for the instant it was due: a loop's timer fires a
+            # little late, and counted from then the next due time would round up to the
+            # aligned instant after next — every other instant, not every one
+            self.last_at = self._due if self.aligned else self.now()
             self.emit(self.held.pop())
 
     def push(self, value: T) -> None:
@@ -67,7 +71,8 @@ class Coalescer(Generic[T]):
         due, now = self.last_at + self.interval, self.now()
         if due > now and self.aligned:
             due = self.ticker.aligned_after(due, self.interval)
-        self._cancel = self.ticker.call_at(max(due, now), self.flush, deferred=self.aligned)
+        self._due = max(due, now)
+        self._cancel = self.ticker.call_at(self._due, self.flush, deferred=self.aligned)
 
     def dispose(self) -> None:
         self._cancel()

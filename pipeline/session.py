@@ -65,10 +65,12 @@ from pipeline.status import (
 )
 
 FLOW_WINDOW_S = SessionConfig.flow_window  # the default flow window (seconds per source)
-# Audio counts reach the state at most this often (and at once after a quiet spell, and at
-# the end): a real-time stream changes the outbox several times per frame, and a state
-# update per change cost more CPU than sending the frame.
-COUNTS_EVERY_S = STATE_EVERY_S
+# Audio counts reach the state this often while they change (and at once after a quiet
+# spell, and at the end): a real-time stream changes the outbox several times per frame,
+# and a state update per change cost more CPU than sending the frame. Twice a second, on
+# every other instant of the level windows: a count is read, not watched like a meter, and
+# each update is a copy of the state in every session.
+COUNTS_EVERY_S = 2 * STATE_EVERY_S
 _LINK_STATES = frozenset({"connected", "streaming", "error"})
 
 
@@ -182,7 +184,8 @@ class Session:
     def state(self) -> Observable[AppState]:
         """`status.pipe(ops.scan(reduce, AppState()))` paced for a display; late subscribers
         get the latest. A change of phase, retry, backend status or transcript passes at
-        once; counts and levels at most every `STATE_EVERY_S` (0.25 s); `current` is exact.
+        once; counts and levels at most every `STATE_EVERY_S` (0.25 s; the counts change
+        every `COUNTS_EVERY_S`, 0.5 s); `current` is exact.
         """
         paced: Callable[[Observable[AppState]], Observable[AppState]] = display_rate(
             STATE_EVERY_S,

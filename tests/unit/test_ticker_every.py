@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -375,3 +376,34 @@ def test_a_large_batch_of_deferred_actions_runs_a_turn_at_a_time() -> None:
     for turn in turns:
         position = order.index(f"scheduled by {turn}")
         assert order[position - 1] == f"window {min(turn + DEFERRED_PER_TURN, count) - 1}"
+
+
+class LateScheduler(TestScheduler):
+    """Virtual time whose timers fire `LATE` after they are due, as a busy event loop's do
+    (a test double for the loop's lateness: the actions, the ticker and the clock are real)."""
+
+    LATE = 0.003
+
+    def schedule_absolute(self, duetime: Any, action: Any, state: Any = None) -> Any:
+        return super().schedule_absolute(self.to_seconds(duetime) + self.LATE, action, state)
+
+
+def test_an_aligned_coalescer_on_late_timers_still_comes_out_every_interval() -> None:
+    """Its flushes fire a few ms past their instants; counted from then, the next due time
+    rounded up to the instant after next: every 0.5 s where 0.25 s was asked."""
+    scheduler = LateScheduler()
+    shared_ticker(scheduler, 0.005)
+    out: list[float] = []
+    coalescer: Coalescer[int] = Coalescer(
+        0.25, scheduler, lambda _: out.append(scheduler.clock), 0.005, aligned=True
+    )
+    for k in range(100):  # a frame every 20 ms, 1.0 to 2.98 s
+        scheduler.schedule_absolute(1.0 + k * 0.02, lambda *_, k=k: coalescer.push(k))
+    scheduler.advance_to(4.0)
+
+    # the first at once; the next on the first aligned instant 0.25 s or more after it
+    # (1.003 -> 1.5), then on every one, each a little late (the timer, then the batch)
+    instants = [1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0]
+    assert len(out) == 1 + len(instants)
+    late = [t - at for t, at in zip(out[1:], instants, strict=True)]
+    assert all(0 < d <= 2 * LateScheduler.LATE + 1e-9 for d in late)
