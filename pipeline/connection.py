@@ -232,8 +232,12 @@ class _Link:
             if not self.disposed:
                 raise
         except Exception as exc:
-            self.link.failed()
-            failure = await self._typed(exc)
+            if self.link.failed():
+                self.log.info(
+                    "the connection broke after the final summary ({})", type(exc).__name__
+                )
+            else:
+                failure = await self._typed(exc)
         finally:
             await self._teardown()
         if self.disposed:

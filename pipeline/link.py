@@ -19,7 +19,8 @@ ack or `next_seq` beyond the last frame written is a protocol violation; the bac
 resume token is kept for the next connection; an error message received before the close
 wins over the close (`errors.settle`); a close 1012 owes the next backend every frame still
 held; `stop` goes out when the audio has ended and every frame has been written; once it
-went out, a connection that does not resume the session ends it (`errors.SummaryLost`).
+went out, a connection that does not resume the session ends it (`errors.SummaryLost`);
+once the final summary came, any end of the socket is the session's end.
 """
 
 from __future__ import annotations
@@ -255,16 +256,22 @@ class LinkProtocol:
         return actions
 
     def closed(self, code: int | None) -> errors.LiveListenerError | None:
-        """The socket closed with `code`: what ended the connection (None: a normal end)."""
+        """The socket closed with `code`: what ended the connection (None: a normal end,
+        and any end once the final summary came — the session is over)."""
         failure = errors.settle(self.pending, errors.from_close(code, stopping=self.stop_sent))
+        if self.summary is not None:
+            failure = None
         # a graceful restart (1012) owes the next backend everything still held
         self.memo.restarted = code == errors.RESTART and failure is not self.pending
         self.state = LinkState.CLOSED if failure is None else LinkState.FAILED
         return failure
 
-    def failed(self) -> None:
-        """The connection broke another way (a socket error, a violation)."""
-        self.state = LinkState.FAILED
+    def failed(self) -> bool:
+        """The connection broke another way (a socket error, a violation). True when that
+        ends nothing: the final summary came first, and the session is over."""
+        over = self.summary is not None
+        self.state = LinkState.CLOSED if over else LinkState.FAILED
+        return over
 
     # -- the rules ----------------------------------------------------------------------
 

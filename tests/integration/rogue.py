@@ -72,7 +72,8 @@ class Scripted:
     backend: no acks, reads 10 frames, then stops reading and writing for good); "v02"
     (a v0.2 backend that behaves); "no_summary" (never answers `stop`); "ends_at_stop"
     (ends the session at `stop` and drops the connection before its summary goes: a later
-    connection finds no session to resume).
+    connection finds no session to resume); "summary_then_1011" (answers `stop` with the
+    summary, then closes 1011 instead of 1000).
     """
 
     def __init__(self, script: list[str], *, flood: int = 0) -> None:
@@ -130,7 +131,7 @@ class Scripted:
             if body.get("type") == "stop":
                 summary = {"session_id": body["session_id"], "frames": len(self.frames)}
                 await ws.send_json(to_wire(FinalSummary(markdown="", json=summary)))
-                await ws.close(code=1000)
+                await ws.close(code=1011 if mode == "summary_then_1011" else 1000)
                 return
             seq = body.get("seq", self.next_seq)
             self.frames[seq] = base64.b64decode(body["data"])

@@ -152,3 +152,15 @@ async def test_a_summary_lost_after_stop_is_reported_not_taken_from_a_new_sessio
     assert sorted(backend.frames) == list(range(FRAMES))
     with pytest.raises(errors.SummaryLost):
         report.raise_for_failure()
+
+
+async def test_a_connection_that_breaks_after_the_final_summary_ends_the_session_complete() -> None:
+    """The summary came, then the socket ended badly: the session is over and complete —
+    no reconnection to a session that no longer exists."""
+    backend = rogue.Scripted(["summary_then_1011"])
+    report, events, _ = await stream(backend)
+
+    delivered_exactly(report, backend)
+    assert report.summary is not None and report.summary.json["frames"] == FRAMES
+    assert (backend.connections, backend.stops) == (1, 1)
+    assert not any(isinstance(e, Reconnecting) for e in events)

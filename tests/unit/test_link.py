@@ -420,3 +420,28 @@ def test_after_stop_and_a_graceful_restart_a_new_backend_session_gets_the_held_f
     assert kinds(started(second, streaming(False))) == [Emit, StartWriting]
     assert kinds(write_all(second)) == [SendStop]
     assert outbox.counts()["system"].resent == 1
+
+
+def test_once_the_final_summary_came_any_end_of_the_socket_is_the_end() -> None:
+    """The summary is the last message of a stopped session: a close or a break after it
+    loses nothing, and a reconnection would find no session."""
+    for end in ("closed", "failed"):
+        outbox = Outbox()
+        outbox.push(frame(0))
+        outbox.close()
+        proto = link(outbox=outbox)
+        started(proto)
+        write_all(proto)
+        proto.event_received(FinalSummary(markdown="# done"))
+        if end == "closed":
+            assert proto.closed(errors.INTERNAL) is None
+        else:
+            assert proto.failed()
+        assert state(proto) is LinkState.CLOSED
+
+
+def test_before_the_final_summary_a_break_is_a_failure() -> None:
+    proto = link()
+    started(proto)
+    assert not proto.failed()
+    assert state(proto) is LinkState.FAILED
