@@ -74,12 +74,15 @@ async def test_a_frozen_owner_cannot_write_after_another_took_over(
 ) -> None:
     deployment, sent = speech_instances, speech_pcm(SPOKEN)
     samples = np.frombuffer(sent, dtype=np.int16)
-    session = Session(fast(deployment.proxy.url), from_samples(samples, realtime=True))
+    # a heartbeat of 2 s finds the frozen owner within 3 s, and a loop that stalls under
+    # the suite's load for half a second (a pong due in 0.5 s with 1 s) moves no session
+    config = fast(deployment.proxy.url, heartbeat=2.0)
+    session = Session(config, from_samples(samples, realtime=True))
     events: list[ServerEvent] = []
     session.events.subscribe(events.append)
     running = asyncio.get_running_loop().create_task(session.run())
-    old = await holder(deployment)
     await until_true(lambda: any(isinstance(e, AsrFinal) for e in events), 0.05)
+    old = await holder(deployment)  # the instance holding it now, which the freeze is for
     deployment.serves[old].signal(signal.SIGSTOP)  # half dead: holds the socket, silent
     new = 1 - old
     await holder(deployment, [new])  # the client resumed on the other instance
@@ -89,7 +92,7 @@ async def test_a_frozen_owner_cannot_write_after_another_took_over(
     old_log, new_log = deployment.serves[old].log, deployment.serves[new].log
     assert old_log is not None and new_log is not None
     # the stale copy reads what was in its socket, writes it, and the token refuses it
-    await until_true(lambda: TAKEN_OVER in old_log.read_text(), 0.05)
+    await asyncio.wait_for(until_true(lambda: TAKEN_OVER in old_log.read_text(), 0.05), 30)
     assert old_log.read_text().count(TAKEN_OVER) == 1 and TAKEN_OVER not in new_log.read_text()
     check_recorded_once(deployment.record_dirs, session.ids.session_id, sent)
     check_one_transcript(report, events)
