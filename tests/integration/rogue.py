@@ -121,17 +121,7 @@ class Scripted:
         async for msg in ws:
             body = json.loads(msg.data)
             if body.get("type") == "stop":
-                self.stops += 1
-            if body.get("type") == "stop" and mode == "no_summary":
-                await asyncio.sleep(3600)  # answers pings (aiohttp does), never the stop
-            if body.get("type") == "stop" and mode == "ends_at_stop":
-                self.ended = True  # transcribed, summarised, forgotten; the reply is lost
-                await ws.close(code=1011)
-                return
-            if body.get("type") == "stop":
-                summary = {"session_id": body["session_id"], "frames": len(self.frames)}
-                await ws.send_json(to_wire(FinalSummary(markdown="", json=summary)))
-                await ws.close(code=1011 if mode == "summary_then_1011" else 1000)
+                await self._stop(ws, mode, body["session_id"])
                 return
             seq = body.get("seq", self.next_seq)
             self.frames[seq] = base64.b64decode(body["data"])
@@ -148,3 +138,15 @@ class Scripted:
                 return
             lie = 1000 if mode == "ack_future" else 0
             await ws.send_json(to_wire(Ack(source="system", seq=seq + lie)))
+
+    async def _stop(self, ws: web.WebSocketResponse, mode: str, session_id: str) -> None:
+        self.stops += 1
+        if mode == "no_summary":
+            await asyncio.sleep(3600)  # answers pings (aiohttp does), never the stop
+        if mode == "ends_at_stop":
+            self.ended = True  # transcribed, summarised, forgotten; the reply is lost
+            await ws.close(code=1011)
+            return
+        summary = {"session_id": session_id, "frames": len(self.frames)}
+        await ws.send_json(to_wire(FinalSummary(markdown="", json=summary)))
+        await ws.close(code=1011 if mode == "summary_then_1011" else 1000)
