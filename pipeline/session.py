@@ -374,13 +374,11 @@ class Session:
         # the meter's last window comes before `Finalizing`, and a failing source still
         # shows it (its error is the capture's to report)
         def on_error(error: Exception) -> None:
-            if meter is not None:
-                meter.close()
+            self._close_meter()
             self._on_audio_error(error)
 
         def on_end() -> None:
-            if meter is not None:
-                meter.close()
+            self._close_meter()
             self._end_audio()
             self._bound_final_wait(scheduler, overdue)
 
@@ -417,8 +415,7 @@ class Session:
         self._stop_requested = True
         if self._audio_sub is not None:
             self._audio_sub.dispose()
-        if self._meter is not None:  # the window cut short is shown, before `Finalizing`
-            self._meter.close()
+        self._close_meter()
         self._end_audio()
         if self._done is None or self._done.done():
             return
@@ -430,6 +427,11 @@ class Session:
             self._finish(Stopped(at=self._clock()))
 
     # -- internals ------------------------------------------------------------------
+
+    def _close_meter(self) -> None:
+        """The meter's window cut short comes out now, before `Finalizing` (if a meter)."""
+        if self._meter is not None:
+            self._meter.close()
 
     def _emit(self, event: StatusEvent) -> None:
         self._status.on_next(event)
