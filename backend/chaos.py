@@ -6,17 +6,20 @@
 Faults, as a network produces them:
 
 - `reset`: the connections die (RST). Traffic toward the backend stops first, at a
-  message boundary, while replies already on their way back still arrive for a moment
-  (`drain`) — so every frame the backend got can still be confirmed. For `duration`
-  seconds afterwards new connections are refused too.
+  message boundary, while replies still come back until the backend has answered every
+  ping it was sent (for at most `drain` seconds) — so every frame the backend got can
+  still be confirmed, however slowly it answers. For `duration` seconds afterwards new
+  connections are refused too.
 - `blackhole`: for `duration` seconds nothing moves in either direction, but nothing is
-  closed either: only heartbeats can notice. As with TCP retransmission, what was held is
+  closed either: only heartbeats can notice. Replies to what was delivered before the hole
+  still come back first, as for a reset. As with TCP retransmission, what was held is
   delivered when the hole closes, if the connection is still alive by then.
 - `delay`: for `duration` seconds every byte arrives `latency` seconds late.
 
-The proxy reads the client's WebSocket frames (it never changes them) so that cuts fall
-between messages and it can count the audio it cut. It listens on loopback only, proxies
-to loopback only, and stops injecting after `lifetime` seconds.
+The proxy reads the WebSocket frames both ways (it never changes them) so that cuts fall
+between messages, it can count the audio it cut, and it knows which pings are answered.
+It listens on loopback only, proxies to loopback only, and stops injecting after
+`lifetime` seconds.
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ from loguru import logger
 from pipeline.config import is_local
 
 FaultKind = Literal["reset", "blackhole", "delay"]
+Unit = Literal["audio", "ping", "pong"] | None  # what the proxy counts as it delivers
 KINDS: tuple[FaultKind, ...] = ("reset", "blackhole", "delay")
 
 
 Clock = Literal["seconds", "frames"]
+GRACE = 0.05  # seconds replies get after a hold even when no ping awaits its pong
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,28 +94,33 @@ class _Pipe:
     def __init__(
         self,
         writer: asyncio.StreamWriter,
-        stats: ChaosStats,
         on_broken: Callable[[], None],
-        on_audio: Callable[[], None] = lambda: None,
+        on_progress: Callable[[Unit], None],
     ) -> None:
         self.writer = writer
-        self.stats = stats
         self.on_broken = on_broken
-        self.on_audio = on_audio
-        self.queue: asyncio.Queue[tuple[float, bytes, bool, bool]] = asyncio.Queue()
+        self.on_progress = on_progress  # a unit was delivered, or the pipe parked at a hold
+        self.queue: asyncio.Queue[tuple[float, bytes, bool, Unit]] = asyncio.Queue()
         self.open = asyncio.Event()
         self.open.set()
         self.hold_at_message = False
         self.latency = 0.0
+        self.carrying = False  # a unit is out of the queue and not yet delivered
+        self.parked = False  # ... and waits for the hold to end
         self.task: asyncio.Task[None] | None = None
+
+    @property
+    def idle(self) -> bool:
+        """Nothing more will be delivered until something new comes or the hold ends."""
+        return self.parked or (not self.carrying and self.queue.empty())
 
     def start(self) -> _Pipe:
         self.task = asyncio.get_running_loop().create_task(self._write())
         return self
 
-    def put(self, data: bytes, is_message: bool = True, audio: bool = False) -> None:
+    def put(self, data: bytes, is_message: bool, unit: Unit) -> None:
         release = asyncio.get_running_loop().time() + self.latency
-        self.queue.put_nowait((release, data, is_message, audio))
+        self.queue.put_nowait((release, data, is_message, unit))
 
     def hold(self, *, at_message: bool) -> None:
         """Stop delivering: before the next data message (control frames such as pongs for
@@ -128,18 +138,23 @@ class _Pipe:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                release, data, is_message, audio = await self.queue.get()
+                release, data, is_message, unit = await self.queue.get()
+                self.carrying = True
                 if is_message and self.hold_at_message:
                     self.hold_at_message = False
                     self.open.clear()
-                await self.open.wait()
+                if not self.open.is_set():
+                    self.parked = True
+                    self.on_progress(None)
+                    await self.open.wait()
+                    self.parked = False
                 if (wait := release - loop.time()) > 0:
                     await asyncio.sleep(wait)
                 self.writer.write(data)
                 await self.writer.drain()
-                if audio:
-                    self.stats.audio_frames_forwarded += 1
-                    self.on_audio()
+                self.carrying = False
+                self.on_progress(unit)
+                if unit == "audio":
                     await asyncio.sleep(0)  # let a fault due at this frame land right here
         except ConnectionError:
             self.on_broken()
@@ -147,7 +162,7 @@ class _Pipe:
     def held_audio(self) -> int:
         held = 0
         while not self.queue.empty():
-            held += self.queue.get_nowait()[3]
+            held += self.queue.get_nowait()[3] == "audio"
         return held
 
     def abort(self) -> None:
@@ -157,14 +172,16 @@ class _Pipe:
 
 
 class _Frames:
-    """Splits a client's byte stream into the HTTP upgrade and whole WebSocket frames."""
+    """Splits a byte stream into the HTTP head and whole WebSocket frames; after a head
+    that is not an upgrade (a refusal and its body), the rest passes as it comes."""
 
     def __init__(self) -> None:
         self.buffer = b""
         self.in_headers = True
+        self.raw = False
 
-    def feed(self, data: bytes) -> Iterable[tuple[bytes, bool, bool]]:
-        """Yields (bytes, is_data_message, is_audio) for every complete unit."""
+    def feed(self, data: bytes) -> Iterable[tuple[bytes, bool, Unit]]:
+        """Yields (bytes, is_data_message, what it is) for every complete unit."""
         self.buffer += data
         if self.in_headers:
             end = self.buffer.find(b"\r\n\r\n")
@@ -172,7 +189,13 @@ class _Frames:
                 return
             head, self.buffer = self.buffer[: end + 4], self.buffer[end + 4 :]
             self.in_headers = False
-            yield head, False, False
+            self.raw = head.startswith(b"HTTP/") and not head.startswith(b"HTTP/1.1 101")
+            yield head, False, None
+        if self.raw:
+            if self.buffer:
+                yield self.buffer, False, None
+                self.buffer = b""
+            return
         while len(self.buffer) >= 2:
             opcode, second = self.buffer[0] & 0x0F, self.buffer[1]
             length, offset = second & 0x7F, 2
@@ -190,20 +213,24 @@ class _Frames:
                 return
             frame, self.buffer = self.buffer[:total], self.buffer[total:]
             is_data = opcode in (0x0, 0x1, 0x2)
-            yield frame, is_data, is_data and _is_audio(frame, opcode, offset, masked)
+            yield frame, is_data, _unit(frame, opcode, offset, masked)
 
 
-def _is_audio(frame: bytes, opcode: int, offset: int, masked: bool) -> bool:
+def _unit(frame: bytes, opcode: int, offset: int, masked: bool) -> Unit:
+    if opcode == 0x9:
+        return "ping"
+    if opcode == 0xA:
+        return "pong"
     if opcode == 0x2:
-        return True
+        return "audio"
     if opcode != 0x1:
-        return False
+        return None
     start = offset + (4 if masked else 0)
     head = frame[start : start + 24]
     if masked:
         key = frame[offset : offset + 4]
         head = bytes(b ^ key[i % 4] for i, b in enumerate(head))
-    return head.startswith(b'{"type":"audio"')
+    return "audio" if head.startswith(b'{"type":"audio"') else None
 
 
 class _Connection:
@@ -215,9 +242,12 @@ class _Connection:
         on_audio: Callable[[], None],
     ) -> None:
         self.stats = stats
-        self.to_backend = _Pipe(backend[1], stats, self.close, on_audio)
-        self.to_client = _Pipe(client[1], stats, self.close)
+        self.on_audio = on_audio
+        self.to_backend = _Pipe(backend[1], self.close, self._sent)
+        self.to_client = _Pipe(client[1], self.close, self._answered)
         self.closed = asyncio.Event()
+        self.pings = self.pongs = 0  # the client's pings delivered, the backend's pongs
+        self._changed = asyncio.Event()
         self._readers = (client[0], backend[0])
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -227,28 +257,38 @@ class _Connection:
         self.to_client.start()
         loop = asyncio.get_running_loop()
         self.tasks = [
-            loop.create_task(self._pump_up(self._readers[0])),
-            loop.create_task(self._pump_down(self._readers[1])),
+            loop.create_task(self._pump(self._readers[0], self.to_backend)),
+            loop.create_task(self._pump(self._readers[1], self.to_client)),
         ]
         return self
 
-    async def _pump_up(self, reader: asyncio.StreamReader) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, pipe: _Pipe) -> None:
         frames = _Frames()
         try:
             while data := await reader.read(65536):
-                for unit, is_message, audio in frames.feed(data):
-                    self.to_backend.put(unit, is_message, audio)
+                for unit, is_message, what in frames.feed(data):
+                    pipe.put(unit, is_message, what)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         self.close()
 
-    async def _pump_down(self, reader: asyncio.StreamReader) -> None:
-        try:
-            while data := await reader.read(65536):
-                self.to_client.put(data, is_message=False)
-        except ConnectionError:
-            pass
-        self.close()
+    def _sent(self, unit: Unit) -> None:
+        if unit == "audio":
+            self.stats.audio_frames_forwarded += 1
+            self.on_audio()
+        self.pings += unit == "ping"
+        self._changed.set()
+
+    def _answered(self, unit: Unit) -> None:
+        self.pongs += unit == "pong"
+        self._changed.set()
+
+    async def settled(self) -> None:
+        """Returns once traffic toward the backend rests (held, or nothing left to send)
+        and every ping the backend got has had its pong delivered — or on close."""
+        while not (self.closed.is_set() or (self.to_backend.idle and self.pongs >= self.pings)):
+            self._changed.clear()
+            await self._changed.wait()
 
     def hold(self) -> None:
         """Stop traffic toward the backend at the next message boundary."""
@@ -268,6 +308,7 @@ class _Connection:
         if self.closed.is_set():
             return
         self.closed.set()
+        self._changed.set()
         for pipe in (self.to_backend, self.to_client):
             pipe.abort()
         self.stats.audio_frames_cut += self.to_backend.held_audio()
@@ -287,7 +328,7 @@ class ChaosProxy:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Clock = "seconds",
-        drain: float = 0.05,
+        drain: float = 1.0,
         lifetime: float = 600.0,
     ) -> None:
         if not (is_local(host) and is_local(upstream_host)):
@@ -407,20 +448,32 @@ class ChaosProxy:
                 connection.set_latency(fault.latency)
             self._spawn(self._end_delay(fault.duration))
 
-    async def _cut(self, connections: list[_Connection]) -> None:
+    async def _settle(self, connections: list[_Connection], bound: float) -> float:
+        """Holds traffic toward the backend at a message boundary and lets replies come
+        back until every ping the backend got is answered (at most `bound` seconds).
+        Returns the time it took."""
+        began = self._now()
         for connection in connections:
             connection.hold()
-        await asyncio.sleep(self.drain)
+        await asyncio.sleep(min(GRACE, bound))  # replies already on their way (v0.3 acks)
+        settled = asyncio.gather(*(connection.settled() for connection in connections))
+        try:
+            await asyncio.wait_for(settled, max(0.0, began + bound - self._now()))
+        except TimeoutError:
+            unanswered = sum(c.pings - c.pongs for c in connections if not c.closed.is_set())
+            self.log.info("{} pings still unanswered after {:.2f} s", unanswered, bound)
+        return self._now() - began
+
+    async def _cut(self, connections: list[_Connection]) -> None:
+        await self._settle(connections, self.drain)
         for connection in connections:
             connection.close()
 
     async def _blackhole(self, connections: list[_Connection], duration: float) -> None:
-        for connection in connections:
-            connection.hold()
-        await asyncio.sleep(min(self.drain, duration))
+        took = await self._settle(connections, min(self.drain, duration))
         for connection in connections:
             connection.hold_replies()
-        await asyncio.sleep(max(0.0, duration - self.drain))
+        await asyncio.sleep(max(0.0, duration - took))
         for connection in list(self.connections):
             connection.release()
 
