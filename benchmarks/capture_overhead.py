@@ -1,6 +1,6 @@
 """CPU cost of the capture -> socket path, per second of real-time audio.
 
-Three ways of putting the same real-time audio onto a WebSocket, measured in one run,
+Four ways of putting the same real-time audio onto a WebSocket, measured in one run,
 alternating, several times each (medians):
 
   pipeline (mic)   paplay -> PulseAudio null sink -> PortAudio -> microphone() (soxr,
@@ -9,6 +9,10 @@ alternating, several times each (medians):
   plain loop       the same audio cut into 20 ms frames, paced with asyncio.sleep and
                    written by a bare aiohttp loop in the framing the session uses (v2
                    binary frames with seq; JSON with `--json`): the baseline
+  plain mic loop   the microphone without the library: the same device opened the same
+                   way through sounddevice, blocks handed to the loop, downmixed and
+                   resampled by soxr, cut into frames and written as the plain loop does
+                   — the baseline that pays for capturing, as any microphone client does
 
 Every variant runs on one event loop (`--loop`, default uvloop when installed).
 
@@ -43,10 +47,11 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
+import soxr
 
 from benchmarks.measure import add_loop_option, machine, run_on, summary
 from pipeline.audio import DEFAULT_FRAME_MS, SAMPLE_RATE, frame_samples
-from pipeline.capture import list_devices, microphone
+from pipeline.capture import list_devices, microphone, sounddevice_module
 from pipeline.config import SessionConfig
 from pipeline.session import Session
 from pipeline.sources import read_wav, wav_file
@@ -171,17 +176,7 @@ async def plain_loop(url: str, frames: list[bytes], binary: bool) -> tuple[float
     session_id = str(uuid.uuid4())
     async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
         await _expect(ws, "connected")
-        start = {
-            "type": "start",
-            "session_id": session_id,
-            "attempt_id": str(uuid.uuid4()),
-            "connection_id": str(uuid.uuid4()),
-            "sample_rate": SAMPLE_RATE,
-            "format": "pcm_s16le",
-            "channels": 1,
-            "capabilities": ["ack", "resume", "binary"] if binary else ["ack", "resume"],
-        }
-        await ws.send_str(json.dumps(start))
+        await ws.send_str(json.dumps(_start(session_id, binary)))
         await _expect(ws, "streaming")
         loop = asyncio.get_running_loop()
         began, cpu = loop.time(), time.process_time()
@@ -189,19 +184,97 @@ async def plain_loop(url: str, frames: list[bytes], binary: bool) -> tuple[float
             delay = began + (seq + 1) * FRAME_S - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if binary:  # v2: b"EP", version 2, source 0, seq (uint32 BE), PCM16
-                await ws.send_bytes(b"EP\x02\x00" + seq.to_bytes(4, "big") + pcm)
-            else:
-                data = base64.b64encode(pcm).decode()
-                body = {"type": "audio", "source": "system", "seq": seq, "data": data}
-                await ws.send_str(json.dumps(body))
+            await _send_frame(ws, seq, pcm, binary)
         spent = time.process_time() - cpu
         await ws.send_str(json.dumps({"type": "stop", "session_id": session_id}))
-        async for message in ws:
-            text = message.data if message.type is aiohttp.WSMsgType.TEXT else "{}"
-            if json.loads(text).get("type") == "final_summary":
-                break
+        await _until_summary(ws)
     return spent, len(frames) * FRAME_S
+
+
+async def plain_mic_loop(
+    url: str, pulse: PulseServer, wav: Path, seconds: float, binary: bool
+) -> tuple[float, float]:
+    """What a hand-written microphone client does: the same device opened the same way
+    (its own rate and channels, float32, a frame's worth per callback), each block handed
+    to the loop, downmixed, resampled by soxr to 16 kHz, cut into frames and written as
+    `plain_loop` writes them. The window starts at its first frame, like the session's."""
+    sd = sounddevice_module()
+    info = sd.query_devices(None, "input")
+    rate, channels = round(info["default_samplerate"]), min(info["max_input_channels"], 2)
+    loop = asyncio.get_running_loop()
+    blocks: asyncio.Queue[np.ndarray] = asyncio.Queue()
+
+    def callback(indata: np.ndarray, frames: int, _: object, status: object) -> None:
+        loop.call_soon_threadsafe(blocks.put_nowait, indata.copy())
+
+    resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
+    size = frame_samples() * 2  # bytes of a 16-bit frame
+    wanted = round(seconds / FRAME_S)
+    session_id = str(uuid.uuid4())
+    player = pulse.play(wav)
+    try:
+        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+            await _expect(ws, "connected")
+            await ws.send_str(json.dumps(_start(session_id, binary)))
+            await _expect(ws, "streaming")
+            stream = sd.InputStream(
+                channels=channels,
+                samplerate=rate,
+                dtype="float32",
+                blocksize=round(rate * FRAME_S),
+                callback=callback,
+            )
+            with stream:
+                pending, seq, cpu = b"", 0, 0.0
+                while seq < wanted + 1:
+                    block = await asyncio.wait_for(blocks.get(), 10)
+                    mono = block.mean(axis=1) if channels > 1 else block[:, 0]
+                    out = resampler.resample_chunk(mono)
+                    pending += (np.clip(out, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+                    while len(pending) >= size and seq < wanted + 1:
+                        pcm, pending = pending[:size], pending[size:]
+                        if seq == 1:  # the first frame is out: the device has started
+                            cpu = time.process_time()
+                        await _send_frame(ws, seq, pcm, binary)
+                        seq += 1
+                spent = time.process_time() - cpu
+            await ws.send_str(json.dumps({"type": "stop", "session_id": session_id}))
+            await _until_summary(ws)
+    finally:
+        player.kill()
+        player.wait()
+    return spent, wanted * FRAME_S
+
+
+def _start(session_id: str, binary: bool) -> dict[str, object]:
+    return {
+        "type": "start",
+        "session_id": session_id,
+        "attempt_id": str(uuid.uuid4()),
+        "connection_id": str(uuid.uuid4()),
+        "sample_rate": SAMPLE_RATE,
+        "format": "pcm_s16le",
+        "channels": 1,
+        "capabilities": ["ack", "resume", "binary"] if binary else ["ack", "resume"],
+    }
+
+
+async def _send_frame(
+    ws: aiohttp.ClientWebSocketResponse, seq: int, pcm: bytes, binary: bool
+) -> None:
+    if binary:  # v2: b"EP", version 2, source 0, seq (uint32 BE), PCM16
+        await ws.send_bytes(b"EP\x02\x00" + seq.to_bytes(4, "big") + pcm)
+    else:
+        data = base64.b64encode(pcm).decode()
+        body = {"type": "audio", "source": "system", "seq": seq, "data": data}
+        await ws.send_str(json.dumps(body))
+
+
+async def _until_summary(ws: aiohttp.ClientWebSocketResponse) -> None:
+    async for message in ws:
+        text = message.data if message.type is aiohttp.WSMsgType.TEXT else "{}"
+        if json.loads(text).get("type") == "final_summary":
+            return
 
 
 async def _expect(ws: aiohttp.ClientWebSocketResponse, state: str) -> None:
@@ -238,6 +311,7 @@ async def measure(
             ),
             "pipeline (file)": lambda: pipeline_file(url, file_wav, seconds, binary),
             "plain loop": lambda: plain_loop(url, frames, binary),
+            "plain mic loop": lambda: plain_mic_loop(url, pulse, long_wav, seconds, binary),
         }
         results: dict[str, list[float]] = {name: [] for name in runs}
         names = list(runs)
@@ -284,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     print("median CPU seconds per second of audio:")
     for name, value in medians.items():
         print(f"  {name:<16} {value:.4f}  ({value / baseline:.2f}x the plain loop)")
+    mic_baseline = medians["plain mic loop"]
     print(
         f"start (connecting, device start: before the first frame, not above): "
         f"median {statistics.median(startups):.2f} CPU s, max {max(startups):.2f}"
@@ -296,8 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     summary(
         f"capture->socket {mic:.4f} CPU s per audio s ({mic * 100:.2f}% of a core), "
-        f"{mic / baseline:.2f}x the plain loop ({baseline:.4f}); of it the device's threads "
-        f"{device:.4f} ({device / baseline:.2f}x); "
+        f"{mic / baseline:.2f}x the plain loop ({baseline:.4f}), "
+        f"{mic / mic_baseline:.2f}x the plain mic loop ({mic_baseline:.4f}); "
+        f"of it the device's threads {device:.4f} ({device / baseline:.2f}x); "
         f"without the device {file:.4f} ({file / baseline:.2f}x); {framing}, {args.loop}"
     )
     return 0
