@@ -106,7 +106,9 @@ class _Pipe:
         self.hold_at_message = False
         self.latency = 0.0
         self.carrying = False  # a unit is out of the queue and not yet delivered
+        self.unwritten = False  # ... nor written (held, or late by the latency)
         self.parked = False  # ... and waits for the hold to end
+        self.unit: Unit = None  # what it is
         self.task: asyncio.Task[None] | None = None
 
     @property
@@ -139,7 +141,8 @@ class _Pipe:
         try:
             while True:
                 release, data, is_message, unit = await self.queue.get()
-                self.carrying = True
+                self.carrying = self.unwritten = True
+                self.unit = unit
                 if is_message and self.hold_at_message:
                     self.hold_at_message = False
                     self.open.clear()
@@ -150,6 +153,7 @@ class _Pipe:
                     self.parked = False
                 if (wait := release - loop.time()) > 0:
                     await asyncio.sleep(wait)
+                self.unwritten = False
                 self.writer.write(data)
                 await self.writer.drain()
                 self.carrying = False
@@ -160,7 +164,8 @@ class _Pipe:
             self.on_broken()
 
     def held_audio(self) -> int:
-        held = 0
+        """Audio messages received and never written: the queue's, and one held back."""
+        held = int(self.unwritten and self.unit == "audio")
         while not self.queue.empty():
             held += self.queue.get_nowait()[3] == "audio"
         return held

@@ -69,10 +69,11 @@ async def peer_behind_proxy(
 
 
 async def frame_ping_then_reset(
-    peer: Peer, chaos: ChaosProxy, wait: Callable[[], float]
+    peer: Peer, chaos: ChaosProxy, wait: Callable[[], float], *, during: bytes | None = None
 ) -> list[aiohttp.WSMessage]:
-    """Sends one frame and its ping barrier, resets once the peer has the frame, and
-    returns what the client read until its connection ended."""
+    """Sends one frame and its ping barrier, resets once the peer has the frame (sending
+    `during` once the reset holds traffic toward the peer), and returns what the client
+    read until its connection ended."""
     async with (
         aiohttp.ClientSession() as http,
         http.ws_connect(chaos.url, autoping=False, heartbeat=None) as ws,
@@ -80,7 +81,11 @@ async def frame_ping_then_reset(
         await ws.send_bytes(b"frame 1")
         await ws.ping(b"barrier 1")
         await asyncio.wait_for(peer.got_frame.wait(), wait())
-        await asyncio.wait_for(chaos.inject(RESET), wait())
+        reset = asyncio.ensure_future(chaos.inject(RESET))
+        await asyncio.sleep(0)  # the reset holds traffic toward the peer, and waits
+        if during is not None:
+            await ws.send_bytes(during)
+        await asyncio.wait_for(reset, wait())
         read: list[aiohttp.WSMessage] = []
         while (message := await asyncio.wait_for(ws.receive(), wait())).type not in (
             aiohttp.WSMsgType.CLOSED,
@@ -99,6 +104,16 @@ async def test_a_reset_lets_a_slow_backends_pong_through_before_the_cut() -> Non
     assert [(m.type, m.data) for m in read] == [(aiohttp.WSMsgType.PONG, b"barrier 1")]
     assert chaos.stats.resets == 1 and chaos.stats.audio_frames_forwarded == 1
     assert chaos.stats.audio_frames_cut == 0
+
+
+async def test_a_frame_held_back_by_a_reset_is_counted_cut() -> None:
+    async with peer_behind_proxy(SLOW_PONG) as (peer, chaos):
+        wait = lambda: chaos.drain + SLOW_PONG  # noqa: E731
+        read = await frame_ping_then_reset(peer, chaos, wait, during=b"frame 2")
+    assert peer.frames == [b"frame 1"]  # the second never reached the peer...
+    assert [(m.type, m.data) for m in read] == [(aiohttp.WSMsgType.PONG, b"barrier 1")]
+    assert chaos.stats.audio_frames_forwarded == 1
+    assert chaos.stats.audio_frames_cut == 1  # ...and is counted as cut
 
 
 async def test_a_backend_that_never_answers_is_cut_at_the_drain_bound() -> None:
