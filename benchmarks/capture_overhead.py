@@ -58,6 +58,7 @@ from pipeline.sources import read_wav, wav_file
 from tests.audio.pulse import PulseServer, start_pulse
 
 FRAME_S = DEFAULT_FRAME_MS / 1000
+DEVICE_WAIT_S = 10.0  # for a block from the device, started or running
 Run = Callable[[], Awaitable[tuple[float, float]]]  # -> (CPU seconds, audio seconds sent)
 
 
@@ -227,7 +228,13 @@ async def plain_mic_loop(
             with stream:
                 pending, seq, cpu = b"", 0, 0.0
                 while seq < wanted + 1:
-                    block = await asyncio.wait_for(blocks.get(), 10)
+                    try:
+                        block = await asyncio.wait_for(blocks.get(), DEVICE_WAIT_S)
+                    except TimeoutError:
+                        raise RuntimeError(
+                            f"the plain mic loop got no audio from {info['name']} "
+                            f"within {DEVICE_WAIT_S:.0f} s"
+                        ) from None
                     mono = block.mean(axis=1) if channels > 1 else block[:, 0]
                     out = resampler.resample_chunk(mono)
                     pending += (np.clip(out, -1.0, 1.0) * 32767).astype("<i2").tobytes()
