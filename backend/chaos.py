@@ -271,8 +271,8 @@ class _Connection:
         frames = _Frames()
         try:
             while data := await reader.read(65536):
-                for unit, is_message, what in frames.feed(data):
-                    pipe.put(unit, is_message, what)
+                for chunk, is_message, unit in frames.feed(data):
+                    pipe.put(chunk, is_message, unit)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         self.close()
