@@ -23,7 +23,7 @@ device is reported on its own: PortAudio's ALSA path over PulseAudio can spin fo
 or two before the first block. The backend runs in a process of its own and the sound
 server is one too, so neither is counted.
 
-    python benchmarks/capture_overhead.py            # about 1.5 minutes
+    python benchmarks/capture_overhead.py            # about 1.5 minutes (4 variants x 3 x 6 s)
     python benchmarks/capture_overhead.py --smoke    # a few seconds, for the test suite
 """
 
@@ -341,7 +341,7 @@ async def measure(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="audio per run (default 8)")
+    parser.add_argument("--seconds", type=float, default=6.0, help="audio per run (default 6)")
     parser.add_argument("--repetitions", type=int, default=3, help="runs per variant (default 3)")
     parser.add_argument("--smoke", action="store_true", help="one short run of each variant")
     parser.add_argument("--json", action="store_true", help="JSON audio in every variant")
