@@ -105,16 +105,16 @@ class _Pipe:
         self.open.set()
         self.hold_at_message = False
         self.latency = 0.0
-        self.carrying = False  # a unit is out of the queue and not yet delivered
-        self.unwritten = False  # ... nor written (held, or late by the latency)
-        self.parked = False  # ... and waits for the hold to end
-        self.unit: Unit = None  # what it is
+        # the unit out of the queue and not yet delivered, and where it is: waiting for the
+        # hold to end, late by the latency, or written and draining
+        self.stage: Literal["held", "late", "writing"] | None = None
+        self.unit: Unit = None
         self.task: asyncio.Task[None] | None = None
 
     @property
     def idle(self) -> bool:
         """Nothing more will be delivered until something new comes or the hold ends."""
-        return self.parked or (not self.carrying and self.queue.empty())
+        return self.stage == "held" or (self.stage is None and self.queue.empty())
 
     def start(self) -> _Pipe:
         self.task = asyncio.get_running_loop().create_task(self._write())
@@ -141,22 +141,21 @@ class _Pipe:
         try:
             while True:
                 release, data, is_message, unit = await self.queue.get()
-                self.carrying = self.unwritten = True
                 self.unit = unit
                 if is_message and self.hold_at_message:
                     self.hold_at_message = False
                     self.open.clear()
                 if not self.open.is_set():
-                    self.parked = True
+                    self.stage = "held"
                     self.on_progress(None)
                     await self.open.wait()
-                    self.parked = False
+                self.stage = "late"
                 if (wait := release - loop.time()) > 0:
                     await asyncio.sleep(wait)
-                self.unwritten = False
+                self.stage = "writing"
                 self.writer.write(data)
                 await self.writer.drain()
-                self.carrying = False
+                self.stage = None
                 self.on_progress(unit)
                 if unit == "audio":
                     await asyncio.sleep(0)  # let a fault due at this frame land right here
@@ -165,7 +164,7 @@ class _Pipe:
 
     def held_audio(self) -> int:
         """Audio messages received and never written: the queue's, and one held back."""
-        held = int(self.unwritten and self.unit == "audio")
+        held = int(self.stage in ("held", "late") and self.unit == "audio")
         while not self.queue.empty():
             held += self.queue.get_nowait()[3] == "audio"
         return held
