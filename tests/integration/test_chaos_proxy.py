@@ -8,7 +8,7 @@ decoding), or a frame the backend recorded is counted unconfirmed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -69,25 +69,25 @@ async def peer_behind_proxy(
 
 
 async def frame_ping_then_reset(
-    peer: Peer, chaos: ChaosProxy, wait: Callable[[], float], *, during: bytes | None = None
+    peer: Peer, chaos: ChaosProxy, wait: float, *, during: bytes | None = None
 ) -> list[aiohttp.WSMessage]:
     """Sends one frame and its ping barrier, resets once the peer has the frame (sending
     `during` once the reset holds traffic toward the peer), and returns what the client
-    read until its connection ended."""
+    read until its connection ended; each step may take `wait` seconds."""
     async with (
         aiohttp.ClientSession() as http,
         http.ws_connect(chaos.url, autoping=False, heartbeat=None) as ws,
     ):
         await ws.send_bytes(b"frame 1")
         await ws.ping(b"barrier 1")
-        await asyncio.wait_for(peer.got_frame.wait(), wait())
+        await asyncio.wait_for(peer.got_frame.wait(), wait)
         reset = asyncio.ensure_future(chaos.inject(RESET))
         await asyncio.sleep(0)  # the reset holds traffic toward the peer, and waits
         if during is not None:
             await ws.send_bytes(during)
-        await asyncio.wait_for(reset, wait())
+        await asyncio.wait_for(reset, wait)
         read: list[aiohttp.WSMessage] = []
-        while (message := await asyncio.wait_for(ws.receive(), wait())).type not in (
+        while (message := await asyncio.wait_for(ws.receive(), wait)).type not in (
             aiohttp.WSMsgType.CLOSED,
             aiohttp.WSMsgType.CLOSING,
             aiohttp.WSMsgType.ERROR,
@@ -99,7 +99,7 @@ async def frame_ping_then_reset(
 async def test_a_reset_lets_a_slow_backends_pong_through_before_the_cut() -> None:
     assert SLOW_PONG > GRACE
     async with peer_behind_proxy(SLOW_PONG) as (peer, chaos):
-        read = await frame_ping_then_reset(peer, chaos, lambda: chaos.drain + SLOW_PONG)
+        read = await frame_ping_then_reset(peer, chaos, chaos.drain + SLOW_PONG)
     assert peer.frames == [b"frame 1"]
     assert [(m.type, m.data) for m in read] == [(aiohttp.WSMsgType.PONG, b"barrier 1")]
     assert chaos.stats.resets == 1 and chaos.stats.audio_frames_forwarded == 1
@@ -108,8 +108,7 @@ async def test_a_reset_lets_a_slow_backends_pong_through_before_the_cut() -> Non
 
 async def test_a_frame_held_back_by_a_reset_is_counted_cut() -> None:
     async with peer_behind_proxy(SLOW_PONG) as (peer, chaos):
-        wait = lambda: chaos.drain + SLOW_PONG  # noqa: E731
-        read = await frame_ping_then_reset(peer, chaos, wait, during=b"frame 2")
+        read = await frame_ping_then_reset(peer, chaos, chaos.drain + SLOW_PONG, during=b"frame 2")
     assert peer.frames == [b"frame 1"]  # the second never reached the peer...
     assert [(m.type, m.data) for m in read] == [(aiohttp.WSMsgType.PONG, b"barrier 1")]
     assert chaos.stats.audio_frames_forwarded == 1
@@ -119,7 +118,7 @@ async def test_a_frame_held_back_by_a_reset_is_counted_cut() -> None:
 async def test_a_backend_that_never_answers_is_cut_at_the_drain_bound() -> None:
     drain = 4 * GRACE
     async with peer_behind_proxy(None, drain=drain) as (peer, chaos):
-        read = await frame_ping_then_reset(peer, chaos, lambda: 10 * drain)
+        read = await frame_ping_then_reset(peer, chaos, 10 * drain)
         connection_count = len(chaos.connections)
     assert peer.frames == [b"frame 1"]
     assert read == []  # no pong came, and the cut came anyway
