@@ -50,7 +50,7 @@ import numpy as np
 import soxr
 
 from benchmarks.measure import add_loop_option, machine, run_on, summary
-from pipeline.audio import DEFAULT_FRAME_MS, SAMPLE_RATE, frame_samples
+from pipeline.audio import DEFAULT_FRAME_MS, SAMPLE_RATE, frame_samples, to_int16
 from pipeline.capture import list_devices, microphone, sounddevice_module
 from pipeline.config import SessionConfig
 from pipeline.session import Session
@@ -197,8 +197,9 @@ async def plain_mic_loop(
 ) -> tuple[float, float]:
     """What a hand-written microphone client does: the same device opened the same way
     (its own rate and channels, float32, a frame's worth per callback), each block handed
-    to the loop, downmixed, resampled by soxr to 16 kHz, cut into frames and written as
-    `plain_loop` writes them. The window starts at its first frame, like the session's."""
+    to the loop, downmixed, resampled by soxr to 16 kHz, made int16 as the session makes
+    its samples (`to_int16`), cut into frames and written as `plain_loop` writes them.
+    The window starts at its first frame, like the session's."""
     sd = sounddevice_module()
     info = sd.query_devices(None, "input")
     rate, channels = round(info["default_samplerate"]), min(info["max_input_channels"], 2)
@@ -237,7 +238,7 @@ async def plain_mic_loop(
                         ) from None
                     mono = block.mean(axis=1) if channels > 1 else block[:, 0]
                     out = resampler.resample_chunk(mono)
-                    pending += (np.clip(out, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+                    pending += to_int16(out).tobytes()
                     while len(pending) >= size and seq < wanted + 1:
                         pcm, pending = pending[:size], pending[size:]
                         if seq == 1:  # the first frame is out: the device has started
@@ -365,12 +366,12 @@ def main(argv: list[str] | None = None) -> int:
     print("median CPU seconds per second of audio:")
     for name, value in medians.items():
         print(f"  {name:<16} {value:.4f}  ({value / baseline:.2f}x the plain loop)")
-    mic_baseline = medians["plain mic loop"]
     print(
         f"start (connecting, device start: before the first frame, not above): "
         f"median {statistics.median(startups):.2f} CPU s, max {max(startups):.2f}"
     )
     mic, file = medians["pipeline (mic)"], medians["pipeline (file)"]
+    mic_baseline = medians["plain mic loop"]
     device = statistics.median(devices)
     print(
         f"  of the mic path, outside the loop's thread (PortAudio's callback thread and its "
