@@ -24,6 +24,7 @@ backend never has to drop. The backlog waits here, inside the bound and the acco
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -65,18 +66,18 @@ class SourceCounts:
 
 
 class _Lane:
-    """One source's frames, in three columns of the same length: `seqs`, `stamps` (the
-    capture times) and `audio`. `written` is the length of the written prefix;
-    `cursor` is the index of the next frame to write on the current connection.
+    """One source's frames, in three columns of the same length: `seqs` and `stamps` (the
+    capture times) as machine numbers, `audio` as the frames' own sample arrays.
+    `written` is the length of the written prefix; `cursor` is the index of the next
+    frame to write on the current connection.
 
-    Columns, not a tuple per frame: an int, a float and an array are none of them objects
-    the garbage collector counts, so holding a frame allocates nothing it tracks. A tuple
-    per frame was born with each frame and died fifty at a time with each ack; the
-    collector's count of new objects cannot go below zero, so most of those deaths went
-    uncounted, and at N=200 real-time sessions the births alone brought a young
-    collection every ~1,000 frames — each promoting what every session held at that
-    instant, and together a full collection (80-150 ms, every stream stalled) every dozen
-    seconds.
+    Columns, not a tuple per frame, so that holding a frame makes no object the garbage
+    collector counts: a tuple per frame was counted at its birth and, dying fifty at a
+    time with each ack while the count stood near zero (it cannot go below), mostly not
+    at its death — at N=200 real-time sessions the births alone brought a young
+    collection every ~1,000 frames, and with it a full one (80-150 ms, every stream
+    stalled) every dozen seconds. The numbers are arrays, not deques, so that a full
+    collection visits one object per held frame (its samples), as it did the tuple.
     """
 
     __slots__ = (
@@ -100,8 +101,8 @@ class _Lane:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.seqs: deque[int] = deque()
-        self.stamps: deque[float] = deque()
+        self.seqs: array[int] = array("q")
+        self.stamps: array[float] = array("d")
         self.audio: deque[Samples] = deque()
         self.written = 0
         self.cursor = 0
@@ -124,10 +125,10 @@ class _Lane:
         )
 
     def forget_oldest(self, count: int) -> None:
-        seqs, stamps, audio = self.seqs, self.stamps, self.audio
+        del self.seqs[:count]
+        del self.stamps[:count]
+        audio = self.audio
         for _ in range(count):
-            seqs.popleft()
-            stamps.popleft()
             audio.popleft()
 
     def confirm_through(self, seq: int) -> int:
