@@ -10,8 +10,8 @@ that started at t0 is captured at t0 + (seq + 1) * 20 ms, so its lag is
 reading (the sink is on the other core; the baseline pays it too). Only frames captured
 in a steady window (after every session is streaming) count, and the client process's
 CPU time over that window gives CPU per session. Each run's line also names the garbage
-collector's full collections inside its window and the longest: one of them stalls every
-stream at once, and in a 3-s window it decides the p99.
+collector's runs inside its window — the young ones, and the full ones with the longest:
+one of those stalls every stream at once, and in a 3-s window it decides the p99.
 
 Baseline, alternated with it at every N: N bare aiohttp tasks that sleep until each
 frame's capture time and send it with the same encoding as the sessions (v2 binary frames
@@ -77,13 +77,14 @@ class Point:
     cpu_per_session: float  # fraction of one core
     frames: int
     full_gc_ms: list[float] = field(default_factory=list)  # in the window, each one's length
+    young_gcs: int = 0  # collections of the younger generations in the window
 
     def line(self, arm: str) -> str:
-        collections = (
-            f", full GC {len(self.full_gc_ms)}x (longest {max(self.full_gc_ms):.0f} ms)"
-            if self.full_gc_ms
-            else ""
-        )
+        collections = f", young GC {self.young_gcs}x" if self.young_gcs else ""
+        if self.full_gc_ms:
+            collections += (
+                f", full GC {len(self.full_gc_ms)}x (longest {max(self.full_gc_ms):.0f} ms)"
+            )
         return (
             f"{arm:8s} N={self.n:4d}  lag p50 {self.p50_ms:6.1f} ms  p99 {self.p99_ms:7.1f} ms  "
             f"max {self.max_ms:7.1f} ms  CPU {self.cpu_per_session * 100:6.3f}% of a core "
@@ -92,17 +93,21 @@ class Point:
         )
 
 
-class FullCollections:
-    """The collector's full (oldest-generation) collections while installed as one of
-    `gc.callbacks`, each one's length: a collection of 100 ms stalls every stream at once,
-    and one in a 3-s window is enough to put its p99 past the target."""
+class Collections:
+    """The collector's runs while installed as one of `gc.callbacks`: the full (oldest
+    generation) ones each with its length — one of 100 ms stalls every stream at once, and
+    in a 3-s window it puts the p99 past the target — and a count of the young ones, which
+    come with the objects a frame leaves alive and, by promoting them, bring the full
+    ones."""
 
     def __init__(self) -> None:
         self.lengths_ms: list[float] = []
+        self.young = 0
         self._started = 0.0
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if info["generation"] != 2:
+            self.young += phase == "start"
             return
         if phase == "start":
             self._started = time.perf_counter()
@@ -135,7 +140,7 @@ async def steady_window(
     """Wait until every stream flows, measure `window` seconds, collect the lags."""
     await ready()
     await asyncio.sleep(SETTLE_S)
-    collections = FullCollections()
+    collections = Collections()
     gc.callbacks.append(collections)
     opened, cpu = time.time(), time.process_time()
     try:
@@ -163,6 +168,7 @@ async def steady_window(
             cpu_per_session=cpu_per_session,
             frames=0,
             full_gc_ms=collections.lengths_ms,
+            young_gcs=collections.young,
         )
     return Point(
         n=n,
@@ -172,6 +178,7 @@ async def steady_window(
         cpu_per_session=cpu / (closed - opened) / n,
         frames=len(lags),
         full_gc_ms=collections.lengths_ms,
+        young_gcs=collections.young,
     )
 
 

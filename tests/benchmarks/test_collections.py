@@ -1,15 +1,15 @@
-"""`benchmarks/sessions.py` names the collector's full collections inside each window:
-exactly the oldest generation's, each timed once, and only while installed."""
+"""`benchmarks/sessions.py` names the collector's runs inside each window: the oldest
+generation's each timed once, the younger ones counted, and only while installed."""
 
 from __future__ import annotations
 
 import gc
 
-from benchmarks.sessions import FullCollections
+from benchmarks.sessions import Collections
 
 
-def test_only_full_collections_are_counted_while_installed() -> None:
-    collections = FullCollections()
+def test_full_collections_are_timed_and_young_ones_counted_while_installed() -> None:
+    collections = Collections()
     gc.callbacks.append(collections)
     try:
         gc.collect(0)
@@ -20,4 +20,5 @@ def test_only_full_collections_are_counted_while_installed() -> None:
         gc.callbacks.remove(collections)
     gc.collect()  # no longer installed
     assert len(collections.lengths_ms) == 2
+    assert collections.young == 2
     assert all(length >= 0 for length in collections.lengths_ms)
