@@ -50,6 +50,7 @@ import numpy as np
 import soxr
 
 from benchmarks.measure import add_loop_option, machine, run_on, summary
+from benchmarks.throughput import start_message
 from pipeline.audio import DEFAULT_FRAME_MS, SAMPLE_RATE, frame_samples, to_int16
 from pipeline.capture import list_devices, microphone, sounddevice_module
 from pipeline.config import SessionConfig
@@ -177,7 +178,7 @@ async def plain_loop(url: str, frames: list[bytes], binary: bool) -> tuple[float
     session_id = str(uuid.uuid4())
     async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
         await _expect(ws, "connected")
-        await ws.send_str(json.dumps(_start(session_id, binary)))
+        await ws.send_str(start_message(session_id, binary=binary))
         await _expect(ws, "streaming")
         loop = asyncio.get_running_loop()
         began, cpu = loop.time(), time.process_time()
@@ -217,7 +218,7 @@ async def plain_mic_loop(
     try:
         async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
             await _expect(ws, "connected")
-            await ws.send_str(json.dumps(_start(session_id, binary)))
+            await ws.send_str(start_message(session_id, binary=binary))
             await _expect(ws, "streaming")
             stream = sd.InputStream(
                 channels=channels,
@@ -252,19 +253,6 @@ async def plain_mic_loop(
         player.kill()
         player.wait()
     return spent, wanted * FRAME_S
-
-
-def _start(session_id: str, binary: bool) -> dict[str, object]:
-    return {
-        "type": "start",
-        "session_id": session_id,
-        "attempt_id": str(uuid.uuid4()),
-        "connection_id": str(uuid.uuid4()),
-        "sample_rate": SAMPLE_RATE,
-        "format": "pcm_s16le",
-        "channels": 1,
-        "capabilities": ["ack", "resume", "binary"] if binary else ["ack", "resume"],
-    }
 
 
 async def _send_frame(
