@@ -6,7 +6,6 @@ retry with backoff) giving the same items in the same order; no reference cycles
 from __future__ import annotations
 
 import asyncio
-import gc
 import weakref
 from collections.abc import Callable
 from datetime import timedelta
@@ -22,6 +21,7 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 from operators.backoff import BackoffPolicy, Retry, retry_with_backoff
 from operators.coalesce import coalesce
 from pipeline.loop_scheduler import LoopScheduler
+from tests.collector import collector_paused
 
 KINDS = [LoopScheduler, AsyncIOScheduler]
 
@@ -230,13 +230,10 @@ def test_a_timer_that_ran_frees_its_state_without_the_garbage_collector(
     scheduler = kind(loop)
     state = State()
     alive = weakref.ref(state)
-    gc.disable()
-    try:
+    with collector_paused():
         timers = [scheduler.schedule_relative(0.001, lambda *_: None, state)]
         timers.append(scheduler.schedule(lambda *_: None, state))
         del state
         loop.run_until_complete(asyncio.sleep(0.01))
         timers.clear()
         assert alive() is None
-    finally:
-        gc.enable()

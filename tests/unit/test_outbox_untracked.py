@@ -6,13 +6,12 @@ allocates nothing the collector counts towards its next collection."""
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 
 from pipeline.audio import AudioFrame, Samples
 from pipeline.outbox import Outbox
+from tests.collector import collector_paused
 
 FRAMES = 1_000
 
@@ -63,17 +62,6 @@ def test_held_frames_add_no_object_the_collector_tracks() -> None:
     assert holding(recording) == []
     taken = [outbox.take() for _ in range(FRAMES)]
     assert [f.seq for f in taken if f] == list(range(FRAMES))
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def test_holding_and_releasing_frames_brings_the_next_collection_no_closer() -> None:
